@@ -1,0 +1,97 @@
+// Package clients owns the OAuth 2.0 client model of Latch: the type fosite
+// sees, its validation, secret generation and hashing, and the management
+// operations shared by the CLI, the admin API and config seeding.
+package clients
+
+import (
+	"time"
+
+	"github.com/go-jose/go-jose/v3"
+	"github.com/ory/fosite"
+)
+
+// Token endpoint authentication methods (OIDC Core §9, RFC 7591).
+const (
+	AuthMethodBasic      = "client_secret_basic"
+	AuthMethodPost       = "client_secret_post"
+	AuthMethodNone       = "none"
+	AuthMethodPrivateKey = "private_key_jwt"
+)
+
+// Grant types a client may list.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+	GrantDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
+	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+	GrantPassword          = "password"
+)
+
+// Client is a registered OAuth 2.0 client. SecretHash never holds a clear
+// secret: see hash.go for the formats it may hold.
+type Client struct {
+	ID                      string              `json:"client_id"`
+	Name                    string              `json:"client_name,omitempty"`
+	SecretHash              string              `json:"-"`
+	RedirectURIs            []string            `json:"redirect_uris"`
+	PostLogoutRedirectURIs  []string            `json:"post_logout_redirect_uris"`
+	GrantTypes              []string            `json:"grant_types"`
+	ResponseTypes           []string            `json:"response_types"`
+	Scopes                  []string            `json:"scopes"`
+	Audience                []string            `json:"audience"`
+	TokenEndpointAuthMethod string              `json:"token_endpoint_auth_method"`
+	JWKS                    *jose.JSONWebKeySet `json:"jwks,omitempty"`
+	AccessTokenFormat       string              `json:"access_token_format,omitempty"`
+	RateLimit               float64             `json:"rate_limit,omitempty"`
+	SkipConsent             bool                `json:"skip_consent,omitempty"`
+	CreatedAt               time.Time           `json:"created_at"`
+	UpdatedAt               time.Time           `json:"updated_at"`
+}
+
+var (
+	_ fosite.Client              = (*Client)(nil)
+	_ fosite.OpenIDConnectClient = (*Client)(nil)
+	_ fosite.ResponseModeClient  = (*Client)(nil)
+)
+
+func (c *Client) GetID() string                   { return c.ID }
+func (c *Client) GetHashedSecret() []byte         { return []byte(c.SecretHash) }
+func (c *Client) GetRedirectURIs() []string       { return c.RedirectURIs }
+func (c *Client) GetGrantTypes() fosite.Arguments { return c.GrantTypes }
+func (c *Client) GetScopes() fosite.Arguments     { return c.Scopes }
+func (c *Client) GetAudience() fosite.Arguments   { return c.Audience }
+
+// GetResponseTypes returns the registered response types; an empty list
+// means the client only uses the token endpoint, so nothing is allowed at
+// the authorization endpoint (fosite's DefaultClient would assume "code").
+func (c *Client) GetResponseTypes() fosite.Arguments { return c.ResponseTypes }
+
+// IsPublic reports whether the client has no secret: SPEC ties public-ness
+// to token_endpoint_auth_method none and nothing else.
+func (c *Client) IsPublic() bool { return c.TokenEndpointAuthMethod == AuthMethodNone }
+
+func (c *Client) GetRequestURIs() []string                 { return nil }
+func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet      { return c.JWKS }
+func (c *Client) GetJSONWebKeysURI() string                { return "" }
+func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
+func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string {
+	if c.TokenEndpointAuthMethod == AuthMethodPrivateKey {
+		return "RS256"
+	}
+	return ""
+}
+
+// GetTokenEndpointAuthMethod defaults to client_secret_basic as RFC 7591 §2 does.
+func (c *Client) GetTokenEndpointAuthMethod() string {
+	if c.TokenEndpointAuthMethod == "" {
+		return AuthMethodBasic
+	}
+	return c.TokenEndpointAuthMethod
+}
+
+// GetResponseModes allows query, fragment and form_post: the authorization
+// endpoint still enforces per-response-type rules.
+func (c *Client) GetResponseModes() []fosite.ResponseModeType {
+	return []fosite.ResponseModeType{fosite.ResponseModeDefault, fosite.ResponseModeQuery, fosite.ResponseModeFragment, fosite.ResponseModeFormPost}
+}

@@ -1,0 +1,211 @@
+package clients
+
+import (
+	"container/list"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/ory/fosite"
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// How a client secret is stored. The choice is made by where the secret
+// comes from:
+//
+//   - A secret Latch generates has 256 random bits. Nobody can guess such a
+//     secret, so a slow hash adds nothing: it is stored as "sha256$" and its
+//     SHA-256, checked in about a microsecond, and a stolen database still
+//     gives no usable secret (a preimage of SHA-256 is out of reach).
+//   - A secret a person chose (config.yaml, `clients create --secret`) may be
+//     guessable, so it is stored with argon2id ("$argon2id$..."); bcrypt
+//     hashes ("$2a$", "$2b$", "$2y$") are accepted for imported clients.
+//     A slow check per request would cap the token endpoint at a few
+//     requests per second, so a verified (hash, secret) pair is remembered
+//     in a bounded in-memory cache keyed by SHA-256 of both. The key covers
+//     the stored hash, so a rotated or deleted secret never matches an old
+//     entry, on any instance.
+const (
+	prefixSHA256   = "sha256$"
+	prefixArgon2id = "$argon2id$"
+)
+
+// argon2id parameters: the OWASP recommendation of 19 MiB, 2 passes.
+const (
+	argonTime    = 2
+	argonMemory  = 19 * 1024
+	argonThreads = 1
+	argonKeyLen  = 32
+)
+
+// ErrMismatch is returned when a secret does not match its hash.
+var ErrMismatch = errors.New("clients: secret does not match")
+
+// GenerateSecret returns 32 random bytes, URL-safe base64 without padding.
+func GenerateSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("clients: generate secret: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// HashGenerated hashes a secret made by GenerateSecret.
+func HashGenerated(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return prefixSHA256 + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// HashChosen hashes a secret a person chose, with argon2id.
+func HashChosen(secret string) (string, error) {
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("clients: salt: %w", err)
+	}
+	key := argon2.IDKey([]byte(secret), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
+		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
+}
+
+// Hasher checks client secrets for fosite (fosite.Hasher). It is safe for
+// concurrent use.
+type Hasher struct {
+	cache *verifiedCache
+}
+
+var _ fosite.Hasher = (*Hasher)(nil)
+
+// NewHasher returns a Hasher whose cache holds at most size verified pairs.
+func NewHasher(size int) *Hasher {
+	return &Hasher{cache: newVerifiedCache(size)}
+}
+
+// Hash hashes a chosen secret.
+func (h *Hasher) Hash(_ context.Context, data []byte) ([]byte, error) {
+	s, err := HashChosen(string(data))
+	return []byte(s), err
+}
+
+// Compare returns nil if data is the secret of hash, in constant time for
+// the fast format and through the cache for the slow ones.
+func (h *Hasher) Compare(_ context.Context, hash, data []byte) error {
+	stored := string(hash)
+	switch {
+	case strings.HasPrefix(stored, prefixSHA256):
+		if subtle.ConstantTimeCompare([]byte(HashGenerated(string(data))), hash) == 1 {
+			return nil
+		}
+		return ErrMismatch
+	case strings.HasPrefix(stored, prefixArgon2id), isBcrypt(stored):
+		key := cacheKey(hash, data)
+		if h.cache.has(key) {
+			return nil
+		}
+		if err := compareSlow(stored, data); err != nil {
+			return err
+		}
+		h.cache.add(key)
+		return nil
+	default:
+		// Includes the empty hash of a public client: nothing matches it.
+		return ErrMismatch
+	}
+}
+
+func isBcrypt(s string) bool {
+	return strings.HasPrefix(s, "$2a$") || strings.HasPrefix(s, "$2b$") || strings.HasPrefix(s, "$2y$")
+}
+
+func compareSlow(stored string, data []byte) error {
+	if isBcrypt(stored) {
+		if bcrypt.CompareHashAndPassword([]byte(stored), data) != nil {
+			return ErrMismatch
+		}
+		return nil
+	}
+	// $argon2id$v=19$m=...,t=...,p=...$salt$key
+	parts := strings.Split(stored, "$")
+	if len(parts) != 6 {
+		return ErrMismatch
+	}
+	var version int
+	var mem, iter uint32
+	var threads uint8
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+		return ErrMismatch
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &mem, &iter, &threads); err != nil {
+		return ErrMismatch
+	}
+	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
+	want, err2 := base64.RawStdEncoding.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 || mem > 1<<20 || iter > 16 || threads == 0 {
+		return ErrMismatch
+	}
+	got := argon2.IDKey(data, salt, iter, mem, threads, uint32(len(want)))
+	if subtle.ConstantTimeCompare(got, want) != 1 {
+		return ErrMismatch
+	}
+	return nil
+}
+
+// IsHash reports whether s is in one of the stored formats above.
+func IsHash(s string) bool {
+	return strings.HasPrefix(s, prefixSHA256) || strings.HasPrefix(s, prefixArgon2id) || isBcrypt(s)
+}
+
+func cacheKey(hash, data []byte) [32]byte {
+	h := sha256.New()
+	h.Write(hash)
+	h.Write([]byte{0})
+	h.Write(data)
+	var k [32]byte
+	copy(k[:], h.Sum(nil))
+	return k
+}
+
+// verifiedCache is a small LRU set of verified (hash, secret) keys.
+type verifiedCache struct {
+	mu    sync.Mutex
+	size  int
+	order *list.List
+	items map[[32]byte]*list.Element
+}
+
+func newVerifiedCache(size int) *verifiedCache {
+	if size < 1 {
+		size = 1
+	}
+	return &verifiedCache{size: size, order: list.New(), items: map[[32]byte]*list.Element{}}
+}
+
+func (c *verifiedCache) has(k [32]byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[k]; ok {
+		c.order.MoveToFront(e)
+		return true
+	}
+	return false
+}
+
+func (c *verifiedCache) add(k [32]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.items[k]; ok {
+		return
+	}
+	c.items[k] = c.order.PushFront(k)
+	for c.order.Len() > c.size {
+		oldest := c.order.Back()
+		c.order.Remove(oldest)
+		delete(c.items, oldest.Value.([32]byte))
+	}
+}
