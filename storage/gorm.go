@@ -1,0 +1,246 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// GormStore is the Store on SQLite or PostgreSQL.
+//
+// With a SQLite file there are two pools on the same file: write holds
+// exactly one connection whose transactions begin IMMEDIATE, read holds
+// several. Writers therefore queue inside database/sql for the one write
+// connection instead of racing for SQLite's lock, which is what makes
+// Hydra's and Dex's SQLite modes answer "database is locked" under load;
+// readers never block thanks to WAL. With ":memory:" and PostgreSQL both
+// names point to one pool.
+type GormStore struct {
+	write      *gorm.DB
+	read       *gorm.DB
+	dialect    string
+	newSession func() fosite.Session
+	now        func() time.Time
+	log        *slog.Logger
+}
+
+var _ Store = (*GormStore)(nil)
+
+// Open connects to the database of o. It does not migrate: call Migrate.
+func Open(ctx context.Context, o Options) (*GormStore, error) {
+	s := &GormStore{dialect: o.Driver, newSession: o.NewSession, now: time.Now, log: o.Logger}
+	if s.newSession == nil {
+		s.newSession = func() fosite.Session { return openid.NewDefaultSession() }
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	cfg := &gorm.Config{
+		Logger:                 logger.Discard,
+		TranslateError:         true,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return s.now().UTC() },
+	}
+	var err error
+	switch o.Driver {
+	case "sqlite":
+		err = s.openSQLite(o.DSN, cfg)
+	case "postgres":
+		s.write, err = gorm.Open(postgres.Open(o.DSN), cfg)
+		if err == nil {
+			sqlDB, _ := s.write.DB()
+			sqlDB.SetMaxOpenConns(16)
+			sqlDB.SetMaxIdleConns(16)
+			sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+			s.read = s.write
+		}
+	default:
+		return nil, fmt.Errorf("storage: unknown driver %q (want sqlite or postgres)", o.Driver)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", o.Driver, err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("storage: open %s: %w", o.Driver, err)
+	}
+	return s, nil
+}
+
+// sqliteParams are the pragmas every connection gets. synchronous=FULL
+// makes a commit durable before it returns, so an acknowledged revocation
+// survives a power cut, not only a crash.
+const sqliteParams = "_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on&_synchronous=FULL"
+
+func (s *GormStore) openSQLite(dsn string, cfg *gorm.Config) error {
+	if dsn == ":memory:" || strings.Contains(dsn, "mode=memory") {
+		// Every connection to ":memory:" is a database of its own, so the
+		// store keeps exactly one, for ever.
+		db, err := gorm.Open(sqlite.Open(sqliteDSN(dsn, "_txlock=immediate")), cfg)
+		if err != nil {
+			return err
+		}
+		sqlDB, _ := db.DB()
+		sqlDB.SetMaxOpenConns(1)
+		sqlDB.SetMaxIdleConns(1)
+		sqlDB.SetConnMaxLifetime(0)
+		sqlDB.SetConnMaxIdleTime(0)
+		s.write, s.read = db, db
+		return nil
+	}
+	w, err := gorm.Open(sqlite.Open(sqliteDSN(dsn, "_txlock=immediate")), cfg)
+	if err != nil {
+		return err
+	}
+	wDB, _ := w.DB()
+	wDB.SetMaxOpenConns(1)
+	wDB.SetMaxIdleConns(1)
+	wDB.SetConnMaxIdleTime(0)
+	wDB.SetConnMaxLifetime(0)
+	s.write = w
+	// The write pool creates the file and switches it to WAL before any
+	// reader opens it.
+	if err := wDB.Ping(); err != nil {
+		return err
+	}
+	r, err := gorm.Open(sqlite.Open(sqliteDSN(dsn, "")), cfg)
+	if err != nil {
+		return err
+	}
+	rDB, _ := r.DB()
+	rDB.SetMaxOpenConns(8)
+	rDB.SetMaxIdleConns(8)
+	s.read = r
+	return nil
+}
+
+func sqliteDSN(dsn, extra string) string {
+	params := sqliteParams
+	if extra != "" {
+		params += "&" + extra
+	}
+	if !strings.HasPrefix(dsn, "file:") {
+		dsn = "file:" + (&url.URL{Path: dsn}).EscapedPath()
+	}
+	if strings.Contains(dsn, "?") {
+		return dsn + "&" + params
+	}
+	return dsn + "?" + params
+}
+
+type txKey struct{}
+
+// reader is the handle every read goes through: the transaction of ctx if
+// there is one (so a transaction sees its own writes and never waits for
+// the write connection it already holds), the read pool otherwise.
+func (s *GormStore) reader(ctx context.Context) *gorm.DB {
+	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return tx
+	}
+	return s.read.WithContext(ctx)
+}
+
+// writer is the handle every write goes through.
+func (s *GormStore) writer(ctx context.Context) *gorm.DB {
+	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return tx
+	}
+	return s.write.WithContext(ctx)
+}
+
+// inTx runs fn in the transaction of ctx, or in a new one it commits.
+func (s *GormStore) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return fn(tx)
+	}
+	return s.write.WithContext(ctx).Transaction(fn)
+}
+
+// BeginTX starts a transaction carried by the returned context.
+func (s *GormStore) BeginTX(ctx context.Context) (context.Context, error) {
+	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return nil, errors.New("storage: nested transactions are not supported")
+	}
+	tx := s.write.WithContext(ctx).Begin()
+	if tx.Error != nil {
+		return nil, translate(tx.Error)
+	}
+	return context.WithValue(ctx, txKey{}, tx), nil
+}
+
+// Commit commits the transaction of ctx.
+func (s *GormStore) Commit(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
+	if !ok {
+		return errors.New("storage: commit without a transaction")
+	}
+	return translate(tx.Commit().Error)
+}
+
+// Rollback aborts the transaction of ctx.
+func (s *GormStore) Rollback(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
+	if !ok {
+		return errors.New("storage: rollback without a transaction")
+	}
+	return translate(tx.Rollback().Error)
+}
+
+// Ping checks both pools.
+func (s *GormStore) Ping(ctx context.Context) error {
+	for _, db := range []*gorm.DB{s.write, s.read} {
+		sqlDB, err := db.DB()
+		if err != nil {
+			return translate(err)
+		}
+		if err := sqlDB.PingContext(ctx); err != nil {
+			return translate(err)
+		}
+	}
+	return nil
+}
+
+// Close closes both pools; with SQLite the WAL is checkpointed into the file.
+func (s *GormStore) Close() error {
+	var errs []error
+	for i, db := range []*gorm.DB{s.read, s.write} {
+		if i == 1 && s.write == s.read {
+			break
+		}
+		if sqlDB, err := db.DB(); err == nil {
+			errs = append(errs, sqlDB.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// translate turns driver errors into the sentinels of store.go. Anything it
+// does not recognise is a failure of the database itself.
+func translate(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fosite.ErrNotFound), errors.Is(err, ErrAlreadyExists), errors.Is(err, ErrUnavailable):
+		return err
+	case errors.Is(err, gorm.ErrRecordNotFound):
+		return fosite.ErrNotFound
+	case errors.Is(err, gorm.ErrDuplicatedKey):
+		return fmt.Errorf("%w: %v", ErrAlreadyExists, err)
+	case errors.Is(err, gorm.ErrForeignKeyViolated):
+		return fmt.Errorf("%w: the client does not exist", fosite.ErrNotFound)
+	default:
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+}

@@ -1,0 +1,178 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// migration is one versioned schema step. Steps are plain SQL so what each
+// version did stays readable and never changes with the Go models; {{...}}
+// placeholders stand for the few types the two dialects spell differently.
+type migration struct {
+	version int
+	name    string
+	sql     []string
+}
+
+// requestTables hold fosite requests; they share one row shape (Hydra's
+// design): the token is known only by its signature, the request and
+// session are serialized, and what we query by is indexed.
+var requestTables = []string{tableAccess, tableRefresh, tableCode, tableOIDC, tablePKCE, tablePAR}
+
+func requestTableDDL(table string) []string {
+	return []string{
+		`CREATE TABLE ` + table + ` (
+			signature          VARCHAR(128) PRIMARY KEY,
+			request_id         VARCHAR(64)  NOT NULL,
+			requested_at       {{ts}}       NOT NULL,
+			client_id          VARCHAR(255) NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+			subject            VARCHAR(255) NOT NULL DEFAULT '',
+			requested_scopes   TEXT NOT NULL DEFAULT '',
+			granted_scopes     TEXT NOT NULL DEFAULT '',
+			requested_audience TEXT NOT NULL DEFAULT '',
+			granted_audience   TEXT NOT NULL DEFAULT '',
+			form               TEXT NOT NULL DEFAULT '',
+			session_data       TEXT NOT NULL DEFAULT '',
+			extra              TEXT NOT NULL DEFAULT '',
+			access_signature   VARCHAR(128) NOT NULL DEFAULT '',
+			active             BOOLEAN NOT NULL DEFAULT TRUE,
+			expires_at         {{ts}} NULL
+		)`,
+		`CREATE INDEX ` + table + `_request_id_idx ON ` + table + ` (request_id)`,
+		`CREATE INDEX ` + table + `_client_id_idx ON ` + table + ` (client_id)`,
+		`CREATE INDEX ` + table + `_subject_idx ON ` + table + ` (subject)`,
+		`CREATE INDEX ` + table + `_expires_at_idx ON ` + table + ` (expires_at)`,
+	}
+}
+
+func migrations() []migration {
+	v1 := []string{
+		`CREATE TABLE clients (
+			id          VARCHAR(255) PRIMARY KEY,
+			secret_hash TEXT NOT NULL DEFAULT '',
+			data        TEXT NOT NULL,
+			created_at  {{ts}} NOT NULL,
+			updated_at  {{ts}} NOT NULL
+		)`,
+		`CREATE TABLE users (
+			username       VARCHAR(255) PRIMARY KEY,
+			password_hash  TEXT NOT NULL,
+			email          VARCHAR(255) NOT NULL DEFAULT '',
+			email_verified BOOLEAN NOT NULL DEFAULT FALSE,
+			name           VARCHAR(255) NOT NULL DEFAULT '',
+			groups_json    TEXT NOT NULL DEFAULT '[]',
+			claims_json    TEXT NOT NULL DEFAULT '{}',
+			created_at     {{ts}} NOT NULL,
+			updated_at     {{ts}} NOT NULL
+		)`,
+		`CREATE TABLE signing_keys (
+			kid         VARCHAR(64) PRIMARY KEY,
+			algorithm   VARCHAR(16) NOT NULL,
+			private_jwk TEXT NOT NULL,
+			created_at  {{ts}} NOT NULL,
+			retired_at  {{ts}} NULL,
+			expires_at  {{ts}} NULL
+		)`,
+		`CREATE TABLE settings (
+			name  VARCHAR(64) PRIMARY KEY,
+			value TEXT NOT NULL
+		)`,
+		`CREATE TABLE trusted_issuers (
+			issuer            VARCHAR(255) NOT NULL,
+			subject           VARCHAR(255) NOT NULL,
+			allow_any_subject BOOLEAN NOT NULL DEFAULT FALSE,
+			scopes            TEXT NOT NULL DEFAULT '',
+			jwks              TEXT NOT NULL,
+			PRIMARY KEY (issuer, subject)
+		)`,
+		`CREATE TABLE used_jtis (
+			jti_hash   VARCHAR(64) PRIMARY KEY,
+			expires_at {{ts}} NOT NULL
+		)`,
+		`CREATE INDEX used_jtis_expires_at_idx ON used_jtis (expires_at)`,
+	}
+	for _, t := range requestTables {
+		v1 = append(v1, requestTableDDL(t)...)
+	}
+	return []migration{{version: 1, name: "initial schema", sql: v1}}
+}
+
+type schemaMigration struct {
+	Version   int `gorm:"primaryKey"`
+	Name      string
+	AppliedAt time.Time
+}
+
+func (schemaMigration) TableName() string { return "schema_migrations" }
+
+// Migrate brings the schema to the newest version. It is idempotent and safe
+// to run from several processes at once: SQLite serialises them on the write
+// lock, PostgreSQL on an advisory lock held for the transaction.
+func (s *GormStore) Migrate(ctx context.Context) error {
+	err := s.write.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if s.dialect == "postgres" {
+			if err := tx.Exec(`SELECT pg_advisory_xact_lock(4242424242)`).Error; err != nil {
+				return err
+			}
+		}
+		if err := tx.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    INTEGER PRIMARY KEY,
+			name       VARCHAR(255) NOT NULL,
+			applied_at ` + s.ddlType("{{ts}}") + ` NOT NULL)`).Error; err != nil {
+			return err
+		}
+		var applied []int
+		if err := tx.Model(&schemaMigration{}).Pluck("version", &applied).Error; err != nil {
+			return err
+		}
+		done := map[int]bool{}
+		for _, v := range applied {
+			done[v] = true
+		}
+		for _, m := range migrations() {
+			if done[m.version] {
+				continue
+			}
+			for _, stmt := range m.sql {
+				if err := tx.Exec(s.ddlType(stmt)).Error; err != nil {
+					return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+				}
+			}
+			rec := schemaMigration{Version: m.version, Name: m.name, AppliedAt: s.now().UTC()}
+			if err := tx.Create(&rec).Error; err != nil {
+				return err
+			}
+			s.log.Info("applied migration", "version", m.version, "name", m.name)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// SchemaVersion returns the newest applied migration (0 for an empty database).
+func (s *GormStore) SchemaVersion(ctx context.Context) (int, error) {
+	var v *int
+	err := s.read.WithContext(ctx).Model(&schemaMigration{}).Select("MAX(version)").Scan(&v).Error
+	if err != nil {
+		return 0, translate(err)
+	}
+	if v == nil {
+		return 0, nil
+	}
+	return *v, nil
+}
+
+func (s *GormStore) ddlType(stmt string) string {
+	ts := "DATETIME"
+	if s.dialect == "postgres" {
+		ts = "TIMESTAMPTZ"
+	}
+	return strings.ReplaceAll(stmt, "{{ts}}", ts)
+}

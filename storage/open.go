@@ -1,0 +1,21 @@
+package storage
+
+import (
+	"log/slog"
+
+	"github.com/ory/fosite"
+)
+
+// Options says which database to open.
+type Options struct {
+	// Driver is "sqlite" or "postgres".
+	Driver string
+	// DSN is a file path (or ":memory:") for sqlite, a libpq/pgx connection
+	// string for postgres.
+	DSN string
+	// NewSession makes the empty session a stored request is decoded into
+	// when fosite passes none (the revocation handler does). Default:
+	// openid.NewDefaultSession.
+	NewSession func() fosite.Session
+	Logger     *slog.Logger
+}

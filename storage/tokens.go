@@ -1,0 +1,241 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ory/fosite"
+	"gorm.io/gorm"
+)
+
+func (s *GormStore) createRequest(ctx context.Context, table, signature string, r fosite.Requester, expiry fosite.TokenType, accessSignature string) error {
+	row, err := s.toRow(signature, r, expiry)
+	if err != nil {
+		return err
+	}
+	row.AccessSignature = accessSignature
+	return translate(s.writer(ctx).Table(table).Create(row).Error)
+}
+
+func (s *GormStore) getRow(ctx context.Context, table, signature string) (*requestRow, error) {
+	var row requestRow
+	err := s.reader(ctx).Table(table).Where("signature = ?", signature).Take(&row).Error
+	if err != nil {
+		return nil, translate(err)
+	}
+	return &row, nil
+}
+
+func (s *GormStore) getRequest(ctx context.Context, table, signature string, session fosite.Session) (*fosite.Request, *requestRow, error) {
+	row, err := s.getRow(ctx, table, signature)
+	if err != nil {
+		return nil, nil, err
+	}
+	req, err := s.toRequest(ctx, row, session)
+	if err != nil {
+		return nil, nil, err
+	}
+	return req, row, nil
+}
+
+func (s *GormStore) deleteRequest(ctx context.Context, table, signature string) error {
+	return translate(s.writer(ctx).Table(table).Where("signature = ?", signature).Delete(&requestRow{}).Error)
+}
+
+// Access tokens.
+
+func (s *GormStore) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.createRequest(ctx, tableAccess, signature, r, fosite.AccessToken, "")
+}
+
+func (s *GormStore) GetAccessTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	req, _, err := s.getRequest(ctx, tableAccess, signature, session)
+	if err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func (s *GormStore) DeleteAccessTokenSession(ctx context.Context, signature string) error {
+	return s.deleteRequest(ctx, tableAccess, signature)
+}
+
+// Refresh tokens. A refresh row is never deleted by rotation or revocation,
+// only marked inactive: reading it back with its request is what lets fosite
+// tell reuse of a rotated token from an unknown one.
+
+func (s *GormStore) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error {
+	return s.createRequest(ctx, tableRefresh, signature, r, fosite.RefreshToken, accessSignature)
+}
+
+func (s *GormStore) GetRefreshTokenSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	req, row, err := s.getRequest(ctx, tableRefresh, signature, session)
+	if err != nil {
+		return nil, err
+	}
+	if !row.Active {
+		return req, fosite.ErrInactiveToken
+	}
+	return req, nil
+}
+
+func (s *GormStore) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	return s.deleteRequest(ctx, tableRefresh, signature)
+}
+
+// RotateRefreshToken retires the refresh token just used and every access
+// token of its grant. The conditional update makes two concurrent refreshes
+// with one token a race only one can win: the loser gets ErrInactiveToken.
+func (s *GormStore) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	return s.inTx(ctx, func(tx *gorm.DB) error {
+		res := tx.Table(tableRefresh).Where("signature = ? AND request_id = ? AND active = ?", signature, requestID, true).
+			Update("active", false)
+		if res.Error != nil {
+			return translate(res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fosite.ErrInactiveToken
+		}
+		return translate(tx.Table(tableAccess).Where("request_id = ?", requestID).Delete(&requestRow{}).Error)
+	})
+}
+
+// RevokeRefreshToken deactivates every refresh token of the grant, the
+// whole rotation chain (all its tokens share the request ID).
+func (s *GormStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	return translate(s.writer(ctx).Table(tableRefresh).Where("request_id = ?", requestID).Update("active", false).Error)
+}
+
+// RevokeAccessToken deletes every access token of the grant.
+func (s *GormStore) RevokeAccessToken(ctx context.Context, requestID string) error {
+	return translate(s.writer(ctx).Table(tableAccess).Where("request_id = ?", requestID).Delete(&requestRow{}).Error)
+}
+
+func (s *GormStore) RevokeClientTokens(ctx context.Context, clientID string) (int64, error) {
+	return s.revokeWhere(ctx, "client_id = ?", clientID)
+}
+
+func (s *GormStore) RevokeSubjectTokens(ctx context.Context, subject string) (int64, error) {
+	return s.revokeWhere(ctx, "subject = ?", subject)
+}
+
+func (s *GormStore) revokeWhere(ctx context.Context, cond string, arg string) (int64, error) {
+	var n int64
+	err := s.inTx(ctx, func(tx *gorm.DB) error {
+		res := tx.Table(tableRefresh).Where(cond+" AND active = ?", arg, true).Update("active", false)
+		if res.Error != nil {
+			return translate(res.Error)
+		}
+		n += res.RowsAffected
+		res = tx.Table(tableAccess).Where(cond, arg).Delete(&requestRow{})
+		n += res.RowsAffected
+		return translate(res.Error)
+	})
+	return n, err
+}
+
+// Authorization codes.
+
+func (s *GormStore) CreateAuthorizeCodeSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.createRequest(ctx, tableCode, signature, r, fosite.AuthorizeCode, "")
+}
+
+func (s *GormStore) GetAuthorizeCodeSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	req, row, err := s.getRequest(ctx, tableCode, signature, session)
+	if err != nil {
+		return nil, err
+	}
+	if !row.Active {
+		return req, fosite.ErrInvalidatedAuthorizeCode
+	}
+	return req, nil
+}
+
+func (s *GormStore) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+	res := s.writer(ctx).Table(tableCode).Where("signature = ?", signature).Update("active", false)
+	if res.Error != nil {
+		return translate(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fosite.ErrNotFound
+	}
+	return nil
+}
+
+// OpenID Connect sessions, keyed by the authorization code fosite hands over
+// in clear: stored under its SHA-256.
+
+func (s *GormStore) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
+	return s.createRequest(ctx, tableOIDC, hashKey(code), r, fosite.AuthorizeCode, "")
+}
+
+func (s *GormStore) GetOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) (fosite.Requester, error) {
+	var session fosite.Session
+	if r != nil {
+		session = r.GetSession()
+	}
+	req, _, err := s.getRequest(ctx, tableOIDC, hashKey(code), session)
+	if err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func (s *GormStore) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
+	return s.deleteRequest(ctx, tableOIDC, hashKey(code))
+}
+
+// PKCE sessions.
+
+func (s *GormStore) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
+	return s.createRequest(ctx, tablePKCE, signature, r, fosite.AuthorizeCode, "")
+}
+
+func (s *GormStore) GetPKCERequestSession(ctx context.Context, signature string, session fosite.Session) (fosite.Requester, error) {
+	req, _, err := s.getRequest(ctx, tablePKCE, signature, session)
+	if err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func (s *GormStore) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	return s.deleteRequest(ctx, tablePKCE, signature)
+}
+
+// Pushed authorization requests, keyed by the SHA-256 of their request_uri.
+
+func (s *GormStore) CreatePARSession(ctx context.Context, requestURI string, r fosite.AuthorizeRequester) error {
+	return s.createRequest(ctx, tablePAR, hashKey(requestURI), r, fosite.PushedAuthorizeRequestContext, "")
+}
+
+func (s *GormStore) GetPARSession(ctx context.Context, requestURI string) (fosite.AuthorizeRequester, error) {
+	row, err := s.getRow(ctx, tablePAR, hashKey(requestURI))
+	if err != nil {
+		return nil, err
+	}
+	return s.toAuthorizeRequest(ctx, row, nil)
+}
+
+func (s *GormStore) DeletePARSession(ctx context.Context, requestURI string) error {
+	return s.deleteRequest(ctx, tablePAR, hashKey(requestURI))
+}
+
+// DeleteExpired removes every request row, and every used JTI, that expired
+// before now.
+func (s *GormStore) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	for _, table := range requestTables {
+		res := s.writer(ctx).Table(table).Where("expires_at IS NOT NULL AND expires_at < ?", now.UTC()).Delete(&requestRow{})
+		if res.Error != nil {
+			return n, fmt.Errorf("delete expired %s: %w", table, translate(res.Error))
+		}
+		n += res.RowsAffected
+	}
+	res := s.writer(ctx).Where("expires_at < ?", now.UTC()).Delete(&usedJTI{})
+	if res.Error != nil {
+		return n, translate(res.Error)
+	}
+	return n + res.RowsAffected, nil
+}
