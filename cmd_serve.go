@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/latchauth/latch/clients"
+	"github.com/latchauth/latch/config"
+	"github.com/latchauth/latch/server"
+	"github.com/latchauth/latch/storage"
+)
+
+type serveOptions struct {
+	dev    bool
+	listen string
+	issuer string
+}
+
+func (c *cli) serveCommand() *cobra.Command {
+	var o serveOptions
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the authorization server",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.serve(cmd.Context(), o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.dev, "dev", false, "in-memory database with a demo client, for local development")
+	cmd.Flags().StringVar(&o.listen, "listen", "", "address to listen on, e.g. 127.0.0.1:0 for a free port")
+	cmd.Flags().StringVar(&o.issuer, "issuer", "", "public base URL of the server")
+	return cmd
+}
+
+// serve runs the server until ctx ends, then drains requests and closes
+// the database.
+func (c *cli) serve(ctx context.Context, o serveOptions) error {
+	f, err := c.loadConfig()
+	if err != nil {
+		return err
+	}
+	// An issuer that names the listen address follows it, so that
+	// --listen 127.0.0.1:0 prints and uses the port actually taken.
+	followListen := o.issuer == "" && issuerHost(f.Issuer) == f.Listen
+	if o.listen != "" {
+		f.Listen = o.listen
+	}
+	if o.issuer != "" {
+		f.Issuer = o.issuer
+	}
+	if o.dev {
+		f.Database = config.Database{Driver: "sqlite", DSN: ":memory:"}
+	}
+	if err := validate(f); err != nil {
+		return err
+	}
+	log := newLogger(f, c.stderr)
+
+	ln, err := net.Listen("tcp", f.Listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if followListen {
+		scheme := "http"
+		if f.TLS.CertFile != "" {
+			scheme = "https"
+		}
+		f.Issuer = scheme + "://" + ln.Addr().String()
+	}
+
+	st, err := openStore(ctx, f, log)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	hasher := clients.NewHasher(10000)
+	mgr := &clients.Manager{Store: st, Hasher: hasher}
+	if err := seed(ctx, f, st, mgr); err != nil {
+		return err
+	}
+	srv, err := server.New(ctx, runtimeConfig(f, st, log, hasher))
+	if err != nil {
+		return err
+	}
+	if o.dev {
+		if err := c.createDemoClients(ctx, mgr, srv.Issuer()); err != nil {
+			return err
+		}
+	}
+
+	httpSrv := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() {
+		if f.TLS.CertFile != "" {
+			served <- httpSrv.ServeTLS(ln, f.TLS.CertFile, f.TLS.KeyFile)
+		} else {
+			served <- httpSrv.Serve(ln)
+		}
+	}()
+	go janitor(ctx, st, f.Janitor.Interval.Duration, log)
+	fmt.Fprintf(c.stdout, "latch listening on %s\n", srv.Issuer())
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", f.ShutdownTimeout.Duration)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), f.ShutdownTimeout.Duration)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func issuerHost(issuer string) string {
+	u, err := url.Parse(issuer)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+func runtimeConfig(f config.File, st storage.Store, log *slog.Logger, hasher *clients.Hasher) server.Config {
+	return server.Config{
+		Issuer:                f.Issuer,
+		Store:                 st,
+		Logger:                log,
+		SystemSecret:          []byte(f.Secrets.System),
+		AccessTokenLifespan:   f.Tokens.AccessTokenLifespan.Duration,
+		RefreshTokenLifespan:  f.Tokens.RefreshTokenLifespan.Duration,
+		AuthorizeCodeLifespan: f.Tokens.AuthorizeCodeLifespan.Duration,
+		IDTokenLifespan:       f.Tokens.IDTokenLifespan.Duration,
+		Hasher:                hasher,
+	}
+}
+
+// janitor deletes expired rows every interval (0 disables it).
+func janitor(ctx context.Context, st storage.Store, interval time.Duration, log *slog.Logger) {
+	if interval <= 0 {
+		return
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			n, err := st.DeleteExpired(ctx, now)
+			if err != nil {
+				log.Warn("janitor: delete expired rows", "error", err)
+				continue
+			}
+			log.Debug("janitor: deleted expired rows", "rows", n)
+		}
+	}
+}

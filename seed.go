@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/go-jose/go-jose/v3"
+
+	"github.com/latchauth/latch/clients"
+	"github.com/latchauth/latch/config"
+	"github.com/latchauth/latch/storage"
+)
+
+// seed upserts the clients and trusted issuers declared in f, by id, so the
+// file stays the source of truth for what it declares.
+func seed(ctx context.Context, f config.File, st storage.Store, mgr *clients.Manager) error {
+	for _, fc := range f.Clients {
+		c, err := clientFromConfig(fc)
+		if err != nil {
+			return err
+		}
+		if err := mgr.Seed(ctx, c, fc.Secret); err != nil {
+			return fmt.Errorf("seed %w", err)
+		}
+	}
+	for i, ti := range f.TrustedIssuers {
+		set, err := ti.KeySet()
+		if err != nil {
+			return fmt.Errorf("trusted_issuers[%d]: %w", i, err)
+		}
+		raw, err := json.Marshal(set)
+		if err != nil {
+			return fmt.Errorf("trusted_issuers[%d]: %w", i, err)
+		}
+		err = st.UpsertTrustedIssuer(ctx, storage.TrustedIssuer{
+			Issuer: ti.Issuer, Subject: ti.Subject, AllowAnySubject: ti.AllowAnySubject, Scopes: ti.Scopes, JWKS: raw,
+		})
+		if err != nil {
+			return fmt.Errorf("trusted_issuers[%d]: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func clientFromConfig(fc config.Client) (*clients.Client, error) {
+	c := &clients.Client{
+		ID:                      fc.ID,
+		Name:                    fc.Name,
+		RedirectURIs:            fc.RedirectURIs,
+		PostLogoutRedirectURIs:  fc.PostLogoutRedirectURIs,
+		GrantTypes:              fc.GrantTypes,
+		ResponseTypes:           fc.ResponseTypes,
+		Scopes:                  fc.Scopes,
+		Audience:                fc.Audience,
+		TokenEndpointAuthMethod: fc.AuthMethod(),
+		AccessTokenFormat:       fc.AccessTokenFormat,
+		RateLimit:               fc.RateLimit,
+		SkipConsent:             fc.SkipConsent,
+	}
+	if len(fc.JWKS) > 0 && string(fc.JWKS) != "null" {
+		c.JWKS = new(jose.JSONWebKeySet)
+		if err := json.Unmarshal(fc.JWKS, c.JWKS); err != nil {
+			return nil, fmt.Errorf("client %s: jwks: %w", fc.ID, err)
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,62 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/ory/fosite"
+
+	"github.com/latchauth/latch/storage"
+)
+
+// oauthError turns err into the RFC 6749 error to send. A failure of the
+// database anywhere in the chain (fosite wraps a failed client lookup as
+// invalid_client, a failed token lookup as server_error) becomes 503
+// temporarily_unavailable: the client must retry, not conclude.
+func oauthError(err error) *fosite.RFC6749Error {
+	if errors.Is(err, storage.ErrUnavailable) {
+		return fosite.ErrTemporarilyUnavailable.WithWrap(err).WithDebug(err.Error())
+	}
+	return fosite.ErrorToRFC6749Error(err)
+}
+
+// writeOAuthError writes the JSON error of an endpoint that takes client
+// authentication (token, introspection, revocation) through fosite's own
+// writer, adding WWW-Authenticate for 401s as RFC 6749 §5.2 asks.
+func (s *Server) writeOAuthError(ctx context.Context, w http.ResponseWriter, r *http.Request, err error) {
+	rfc := oauthError(err)
+	if rfc.CodeField == http.StatusUnauthorized {
+		scheme := "Basic"
+		if strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "bearer ") {
+			scheme = `Bearer error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", scheme+` realm="latch"`)
+	}
+	if rfc.CodeField >= 500 {
+		s.log.ErrorContext(ctx, "request failed", "path", r.URL.Path, "error", rfc.ErrorField, "debug", rfc.GetDescription()+" "+rfc.DebugField)
+	} else {
+		s.log.DebugContext(ctx, "request refused", "path", r.URL.Path, "error", rfc.ErrorField, "hint", rfc.HintField)
+	}
+	s.oauth.WriteAccessError(ctx, w, nil, rfc)
+}
+
+// writeJSON writes v with status and no caching.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "error_description": "No such endpoint."})
+}
+
+func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusMethodNotAllowed, map[string]string{
+		"error": "invalid_request", "error_description": "HTTP method " + r.Method + " is not allowed here.",
+	})
+}
