@@ -69,36 +69,32 @@ func (s *GormStore) CreateClient(ctx context.Context, c *clients.Client) error {
 	return translate(s.writer(ctx).Create(row).Error)
 }
 
+// UpdateClient replaces the client's fields; CreatedAt comes back as stored.
 func (s *GormStore) UpdateClient(ctx context.Context, c *clients.Client) error {
-	s.stamp(c, false)
-	row, err := toClientRow(c)
-	if err != nil {
-		return err
-	}
-	res := s.writer(ctx).Model(&clientRow{}).Where("id = ?", c.ID).
-		Updates(map[string]any{"secret_hash": row.SecretHash, "data": row.Data, "updated_at": row.UpdatedAt})
-	if res.Error != nil {
-		return translate(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fosite.ErrNotFound
-	}
-	return nil
+	return s.inTx(ctx, func(tx *gorm.DB) error {
+		var existing clientRow
+		if err := tx.Select("created_at").Where("id = ?", c.ID).Take(&existing).Error; err != nil {
+			return translate(err)
+		}
+		c.CreatedAt = existing.CreatedAt
+		s.stamp(c, false)
+		row, err := toClientRow(c)
+		if err != nil {
+			return err
+		}
+		return translate(tx.Model(&clientRow{}).Where("id = ?", c.ID).
+			Updates(map[string]any{"secret_hash": row.SecretHash, "data": row.Data, "updated_at": row.UpdatedAt}).Error)
+	})
 }
 
 func (s *GormStore) UpsertClient(ctx context.Context, c *clients.Client) error {
 	return s.inTx(ctx, func(tx *gorm.DB) error {
-		var existing clientRow
-		err := tx.Where("id = ?", c.ID).Take(&existing).Error
 		txCtx := context.WithValue(ctx, txKey{}, tx)
-		switch {
-		case errors.Is(err, gorm.ErrRecordNotFound):
+		err := s.UpdateClient(txCtx, c)
+		if errors.Is(err, fosite.ErrNotFound) {
 			return s.CreateClient(txCtx, c)
-		case err != nil:
-			return translate(err)
 		}
-		c.CreatedAt = existing.CreatedAt
-		return s.UpdateClient(txCtx, c)
+		return err
 	})
 }
 
@@ -166,11 +162,23 @@ func (s *GormStore) UpsertUser(ctx context.Context, u *User) error {
 	}
 	u.UpdatedAt = now
 	row := userRow{Username: u.Username, PasswordHash: u.PasswordHash, Email: u.Email, EmailVerified: u.EmailVerified,
-		Name: u.Name, GroupsJSON: string(groups), ClaimsJSON: string(claimsJSON), CreatedAt: u.CreatedAt, UpdatedAt: now}
-	return translate(s.writer(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "username"}},
-		DoUpdates: clause.AssignmentColumns([]string{"password_hash", "email", "email_verified", "name", "groups_json", "claims_json", "updated_at"}),
-	}).Create(&row).Error)
+		Name: u.Name, GroupsJSON: string(groups), ClaimsJSON: string(claimsJSON), CreatedAt: u.CreatedAt.UTC(), UpdatedAt: now}
+	return s.inTx(ctx, func(tx *gorm.DB) error {
+		err := tx.Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "username"}},
+			DoUpdates: clause.AssignmentColumns([]string{"password_hash", "email", "email_verified", "name", "groups_json", "claims_json", "updated_at"}),
+		}).Create(&row).Error
+		if err != nil {
+			return translate(err)
+		}
+		// An existing user keeps its creation time; hand it back.
+		var stored userRow
+		if err := tx.Select("created_at").Where("username = ?", u.Username).Take(&stored).Error; err != nil {
+			return translate(err)
+		}
+		u.CreatedAt = stored.CreatedAt
+		return nil
+	})
 }
 
 func (s *GormStore) GetUser(ctx context.Context, username string) (*User, error) {

@@ -49,8 +49,9 @@ type Store interface {
 	UserStore
 	KeyStore
 
-	// RevokeClientTokens deactivates every refresh token and deletes every
-	// access token issued to clientID; it returns how many grants it ended.
+	// RevokeClientTokens deactivates every refresh token and unused code and
+	// deletes every access token issued to clientID; it returns how many
+	// tokens and codes it ended.
 	RevokeClientTokens(ctx context.Context, clientID string) (int64, error)
 	// RevokeSubjectTokens does the same for every token of one subject.
 	RevokeSubjectTokens(ctx context.Context, subject string) (int64, error)

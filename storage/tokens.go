@@ -120,15 +120,20 @@ func (s *GormStore) RevokeSubjectTokens(ctx context.Context, subject string) (in
 	return s.revokeWhere(ctx, "subject = ?", subject)
 }
 
+// revokeWhere ends every grant matching cond: refresh tokens deactivated,
+// access tokens deleted, and unused authorization codes invalidated (so
+// exchanging one later also revokes what it would have issued).
 func (s *GormStore) revokeWhere(ctx context.Context, cond string, arg string) (int64, error) {
 	var n int64
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		res := tx.Table(tableRefresh).Where(cond+" AND active = ?", arg, true).Update("active", false)
-		if res.Error != nil {
-			return translate(res.Error)
+		for _, table := range []string{tableRefresh, tableCode} {
+			res := tx.Table(table).Where(cond+" AND active = ?", arg, true).Update("active", false)
+			if res.Error != nil {
+				return translate(res.Error)
+			}
+			n += res.RowsAffected
 		}
-		n += res.RowsAffected
-		res = tx.Table(tableAccess).Where(cond, arg).Delete(&requestRow{})
+		res := tx.Table(tableAccess).Where(cond, arg).Delete(&requestRow{})
 		n += res.RowsAffected
 		return translate(res.Error)
 	})
