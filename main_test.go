@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+// syncBuffer is an io.Writer the server goroutine and the test share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func envFrom(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+var listeningLine = regexp.MustCompile(`latch listening on (\S+)`)
+
+// startServe runs `latch serve args...` until the test ends and returns
+// its issuer URL and output.
+func startServe(t *testing.T, env map[string]string, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"serve"}, args...), envFrom(env), out, errOut) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve returned %v; stderr:\n%s", err, errOut.String())
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("serve did not stop after cancel")
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := listeningLine.FindStringSubmatch(out.String()); m != nil {
+			return m[1], out
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve exited early: %v\nstdout:\n%s\nstderr:\n%s", err, out, errOut)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatalf("serve printed no URL; stdout:\n%s\nstderr:\n%s", out, errOut)
+	return "", nil
+}
+
+func postForm(t *testing.T, endpoint, user, pass string, form url.Values) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(user, pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(body))
+}
+
+func TestVersion(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(t.Context(), []string{"version"}, envFrom(nil), &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "latch ") {
+		t.Fatalf("version printed %q", out.String())
+	}
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	env := map[string]string{"LATCH_DATABASE_DSN": filepath.Join(t.TempDir(), "m.db")}
+	for i := 0; i < 2; i++ {
+		var out bytes.Buffer
+		if err := run(t.Context(), []string{"migrate"}, envFrom(env), &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if got := out.String(); got != "database schema at version 1\n" {
+			t.Fatalf("run %d printed %q", i, got)
+		}
+	}
+}
+
+// TestServeDevWalkThrough is the README's curl walk-through, with Go's
+// clients instead of curl.
+func TestServeDevWalkThrough(t *testing.T) {
+	t.Chdir(t.TempDir())
+	issuer, out := startServe(t, nil, "--dev", "--listen", "127.0.0.1:0")
+	if !strings.Contains(out.String(), "client_secret: "+demoClientSecret) ||
+		!strings.Contains(out.String(), "curl -s -u demo-client:demo-secret") {
+		t.Fatalf("dev output lacks the demo client:\n%s", out)
+	}
+	if _, err := os.Stat("latch.db"); !os.IsNotExist(err) {
+		t.Fatalf("--dev must not create latch.db (stat: %v)", err)
+	}
+	cc := clientcredentials.Config{ClientID: demoClientID, ClientSecret: demoClientSecret, TokenURL: issuer + "/oauth2/token", Scopes: []string{"read"}}
+	tok, err := cc.Token(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	introspect := func() string {
+		_, body := postForm(t, issuer+"/oauth2/introspect", demoClientID, demoClientSecret, url.Values{"token": {tok.AccessToken}})
+		return body
+	}
+	if body := introspect(); !strings.Contains(body, `"active":true`) || !strings.Contains(body, `"scope":"read"`) {
+		t.Fatalf("introspection of a fresh token: %s", body)
+	}
+	if status, body := postForm(t, issuer+"/oauth2/revoke", demoClientID, demoClientSecret, url.Values{"token": {tok.AccessToken}}); status != 200 || body != "" {
+		t.Fatalf("revoke: %d %q", status, body)
+	}
+	if body := introspect(); body != `{"active":false}` {
+		t.Fatalf("introspection after revoke: %s", body)
+	}
+}
+
+// TestServeDefaults: no config file and no flags but the port means a
+// latch.db in the working directory and an issuer that follows the port.
+func TestServeDefaults(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	issuer, _ := startServe(t, nil, "--listen", "127.0.0.1:0")
+	if !strings.HasPrefix(issuer, "http://127.0.0.1:") || strings.HasSuffix(issuer, ":0") {
+		t.Fatalf("issuer %q does not name the port taken", issuer)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "latch.db")); err != nil {
+		t.Fatalf("latch.db not created: %v", err)
+	}
+	resp, err := http.Get(issuer + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"issuer":"`+issuer+`"`) {
+		t.Fatalf("discovery does not name issuer %s: %s", issuer, body)
+	}
+}
+
+// TestServeConfigClientSurvivesRestart: a client of config.yaml is seeded,
+// its token works, and after a restart on the same file the token is
+// still active (the system secret and the rows were kept).
+func TestServeConfigClientSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.yaml")
+	writeFile(t, cfg, `
+listen: 127.0.0.1:0
+issuer: http://127.0.0.1:0
+database: {driver: sqlite, dsn: `+filepath.Join(dir, "keep.db")+`}
+clients:
+  - id: svc
+    secret: a-chosen-secret
+    grant_types: [client_credentials]
+    response_types: []
+    scopes: [read]
+`)
+	var token string
+	t.Run("first start", func(t *testing.T) {
+		issuer, _ := startServe(t, nil, "--config", cfg)
+		cc := clientcredentials.Config{ClientID: "svc", ClientSecret: "a-chosen-secret", TokenURL: issuer + "/oauth2/token"}
+		tok, err := cc.Token(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		token = tok.AccessToken
+	})
+	t.Run("after restart", func(t *testing.T) {
+		issuer, _ := startServe(t, nil, "--config", cfg)
+		_, body := postForm(t, issuer+"/oauth2/introspect", "svc", "a-chosen-secret", url.Values{"token": {token}})
+		if !strings.Contains(body, `"active":true`) {
+			t.Fatalf("token lost across restart: %s", body)
+		}
+	})
+}
+
+func TestServeRejectsBadConfig(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name, file string
+		env        map[string]string
+		want       []string
+	}{
+		{"unknown key names key and line", "issuer: http://127.0.0.1:8080\ndatabase:\n  drvier: sqlite\n", nil, []string{`line 3`, `"drvier"`}},
+		{"every invalid value at once", "log: {level: loud}\ndatabase: {driver: mysql}\n", nil, []string{"log.level", "database.driver"}},
+		{"bad environment value", "", map[string]string{"LATCH_TOKENS_ACCESS_TOKEN_LIFESPAN": "soon"}, []string{"LATCH_TOKENS_ACCESS_TOKEN_LIFESPAN"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")
+			writeFile(t, path, tc.file)
+			err := run(t.Context(), []string{"serve", "--config", path, "--listen", "127.0.0.1:0"}, envFrom(tc.env), io.Discard, io.Discard)
+			if err == nil {
+				t.Fatal("serve accepted a bad configuration")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+	t.Run("missing explicit config file", func(t *testing.T) {
+		err := run(t.Context(), []string{"serve", "--config", filepath.Join(dir, "nope.yaml")}, envFrom(nil), io.Discard, io.Discard)
+		if err == nil {
+			t.Fatal("a missing --config file was accepted")
+		}
+	})
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
