@@ -146,7 +146,7 @@ func compareSlow(stored string, data []byte) error {
 	}
 	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
 	want, err2 := base64.RawStdEncoding.DecodeString(parts[5])
-	if err1 != nil || err2 != nil || len(want) == 0 || mem > 1<<20 || iter > 16 || threads == 0 {
+	if err1 != nil || err2 != nil || len(want) == 0 || mem == 0 || mem > 1<<20 || iter == 0 || iter > 16 || threads == 0 {
 		return ErrMismatch
 	}
 	got := argon2.IDKey(data, salt, iter, mem, threads, uint32(len(want)))

@@ -3,8 +3,10 @@ package clients
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
+	"strings"
 )
 
 var knownGrants = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode, GrantJWTBearer, GrantPassword}
@@ -82,8 +84,8 @@ func Validate(c *Client) error {
 	default:
 		bad("access_token_format", "must be opaque or jwt, not %q", c.AccessTokenFormat)
 	}
-	if c.RateLimit < 0 {
-		bad("rate_limit", "must not be negative")
+	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
+		bad("rate_limit", "must be a finite number, not negative")
 	}
 	return errors.Join(errs...)
 }
@@ -97,7 +99,7 @@ func checkRedirectURI(raw string) error {
 		return fmt.Errorf("%q is not a URI", raw)
 	case !u.IsAbs():
 		return fmt.Errorf("%q must be absolute", raw)
-	case u.Fragment != "" || u.RawFragment != "":
+	case strings.Contains(raw, "#"):
 		return fmt.Errorf("%q must not have a fragment", raw)
 	case (u.Scheme == "http" || u.Scheme == "https") && u.Host == "":
 		return fmt.Errorf("%q has no host", raw)
