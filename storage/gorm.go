@@ -34,13 +34,14 @@ type GormStore struct {
 	newSession func() fosite.Session
 	now        func() time.Time
 	log        *slog.Logger
+	grace      time.Duration
 }
 
 var _ Store = (*GormStore)(nil)
 
 // Open connects to the database of o. It does not migrate: call Migrate.
 func Open(ctx context.Context, o Options) (*GormStore, error) {
-	s := &GormStore{dialect: o.Driver, newSession: o.NewSession, now: time.Now, log: o.Logger}
+	s := &GormStore{dialect: o.Driver, newSession: o.NewSession, now: time.Now, log: o.Logger, grace: o.RefreshTokenGracePeriod}
 	if s.newSession == nil {
 		s.newSession = func() fosite.Session { return openid.NewDefaultSession() }
 	}

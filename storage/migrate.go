@@ -21,7 +21,7 @@ type migration struct {
 // requestTables hold fosite requests; they share one row shape (Hydra's
 // design): the token is known only by its signature, the request and
 // session are serialized, and what we query by is indexed.
-var requestTables = []string{tableAccess, tableRefresh, tableCode, tableOIDC, tablePKCE, tablePAR}
+var requestTables = []string{tableAccess, tableRefresh, tableCode, tableOIDC, tablePKCE, tablePAR, tableChallenge}
 
 func requestTableDDL(table string) []string {
 	return []string{
@@ -95,10 +95,37 @@ func migrations() []migration {
 		)`,
 		`CREATE INDEX used_jtis_expires_at_idx ON used_jtis (expires_at)`,
 	}
-	for _, t := range requestTables {
+	for _, t := range []string{tableAccess, tableRefresh, tableCode, tableOIDC, tablePKCE, tablePAR} {
 		v1 = append(v1, requestTableDDL(t)...)
 	}
-	return []migration{{version: 1, name: "initial schema", sql: v1}}
+	v2 := append(requestTableDDL(tableChallenge),
+		`CREATE TABLE login_sessions (
+			id         VARCHAR(64) PRIMARY KEY,
+			username   VARCHAR(255) NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+			auth_time  {{ts}} NOT NULL,
+			expires_at {{ts}} NOT NULL
+		)`,
+		`CREATE INDEX login_sessions_username_idx ON login_sessions (username)`,
+		`CREATE INDEX login_sessions_expires_at_idx ON login_sessions (expires_at)`,
+		`CREATE TABLE consents (
+			username   VARCHAR(255) NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+			client_id  VARCHAR(255) NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+			scopes     TEXT NOT NULL,
+			created_at {{ts}} NOT NULL,
+			PRIMARY KEY (username, client_id)
+		)`,
+		`CREATE INDEX consents_client_id_idx ON consents (client_id)`,
+	)
+	// rotated_at: when a refresh token was rotated while a grace period
+	// lets it work a little longer. Every request table gets it so all
+	// keep one row shape.
+	for _, t := range requestTables {
+		v2 = append(v2, `ALTER TABLE `+t+` ADD COLUMN rotated_at {{ts}} NULL`)
+	}
+	return []migration{
+		{version: 1, name: "initial schema", sql: v1},
+		{version: 2, name: "login sessions, consents, authorization challenges, refresh grace", sql: v2},
+	}
 }
 
 type schemaMigration struct {

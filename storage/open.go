@@ -2,6 +2,7 @@ package storage
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/ory/fosite"
 )
@@ -18,4 +19,7 @@ type Options struct {
 	// openid.NewDefaultSession.
 	NewSession func() fosite.Session
 	Logger     *slog.Logger
+	// RefreshTokenGracePeriod (>0) keeps a rotated refresh token working
+	// this long, so that concurrent refreshes with one token all succeed.
+	RefreshTokenGracePeriod time.Duration
 }

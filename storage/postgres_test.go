@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"github.com/stretchr/testify/require"
@@ -31,7 +32,7 @@ func TestPostgres(t *testing.T) {
 	t.Cleanup(func() { _ = admin.Close() })
 	require.NoError(t, admin.PingContext(context.Background()), "connect to LATCH_TEST_POSTGRES_DSN")
 
-	conformance.Run(t, func(t *testing.T) storage.Store {
+	newStore := func(t *testing.T, grace time.Duration) storage.Store {
 		schema := "latch_" + randomHex(t, 8)
 		ctx := context.Background()
 		_, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema)
@@ -42,8 +43,10 @@ func TestPostgres(t *testing.T) {
 				t.Errorf("DROP SCHEMA %s: %v", schema, err)
 			}
 		})
-		return openMigrated(t, storage.Options{Driver: "postgres", DSN: withSearchPath(t, dsn, schema)})
-	})
+		return openMigrated(t, storage.Options{Driver: "postgres", DSN: withSearchPath(t, dsn, schema), RefreshTokenGracePeriod: grace})
+	}
+	conformance.Run(t, func(t *testing.T) storage.Store { return newStore(t, 0) })
+	conformance.RunRefreshGrace(t, newStore)
 }
 
 // withSearchPath adds search_path to a keyword/value or a URL DSN.

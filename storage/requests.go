@@ -20,6 +20,9 @@ const (
 	tableOIDC    = "oauth2_oidc"
 	tablePKCE    = "oauth2_pkce"
 	tablePAR     = "oauth2_par"
+	// tableChallenge holds authorization requests waiting for a login or
+	// a consent decision, keyed by the SHA-256 of the challenge.
+	tableChallenge = "oauth2_challenge"
 )
 
 // requestRow is the one row shape of every request table.
@@ -39,6 +42,7 @@ type requestRow struct {
 	AccessSignature   string
 	Active            bool
 	ExpiresAt         *time.Time
+	RotatedAt         *time.Time
 }
 
 // authorizeExtra is what an authorize request adds to a plain request; only

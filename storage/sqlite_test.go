@@ -21,6 +21,12 @@ func TestSQLiteFile(t *testing.T) {
 	})
 }
 
+func TestSQLiteRefreshGrace(t *testing.T) {
+	conformance.RunRefreshGrace(t, func(t *testing.T, grace time.Duration) storage.Store {
+		return openMigrated(t, storage.Options{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "latch.db"), RefreshTokenGracePeriod: grace})
+	})
+}
+
 func TestSQLiteMemory(t *testing.T) {
 	conformance.Run(t, func(t *testing.T) storage.Store {
 		return openMigrated(t, storage.Options{Driver: "sqlite", DSN: ":memory:"})

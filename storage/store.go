@@ -48,6 +48,7 @@ type Store interface {
 	ClientStore
 	UserStore
 	KeyStore
+	BrowserStore
 
 	// RevokeClientTokens deactivates every refresh token and unused code and
 	// deletes every access token issued to clientID; it returns how many
@@ -82,6 +83,22 @@ type ClientStore interface {
 	ListClients(ctx context.Context) ([]*clients.Client, error)
 	// DeleteClient removes the client and every token issued to it.
 	DeleteClient(ctx context.Context, id string) error
+}
+
+// BrowserStore keeps what the browser flows need: login sessions,
+// remembered consents and authorization requests waiting for a decision.
+type BrowserStore interface {
+	CreateLoginSession(ctx context.Context, ls *LoginSession) error
+	GetLoginSession(ctx context.Context, id string) (*LoginSession, error)
+	DeleteLoginSession(ctx context.Context, id string) error
+
+	GetConsent(ctx context.Context, username, clientID string) ([]string, error)
+	SaveConsent(ctx context.Context, username, clientID string, scopes []string) error
+	DeleteConsents(ctx context.Context, username string) error
+
+	CreateAuthorizeChallenge(ctx context.Context, id string, ar fosite.AuthorizeRequester, expiresAt time.Time) error
+	GetAuthorizeChallenge(ctx context.Context, id string) (fosite.AuthorizeRequester, error)
+	DeleteAuthorizeChallenge(ctx context.Context, id string) error
 }
 
 // User is a built-in user who signs in on the login page.

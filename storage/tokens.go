@@ -74,7 +74,7 @@ func (s *GormStore) GetRefreshTokenSession(ctx context.Context, signature string
 	if err != nil {
 		return nil, err
 	}
-	if !row.Active {
+	if !row.Active || (row.RotatedAt != nil && !s.now().Before(row.RotatedAt.Add(s.grace))) {
 		return req, fosite.ErrInactiveToken
 	}
 	return req, nil
@@ -87,7 +87,15 @@ func (s *GormStore) DeleteRefreshTokenSession(ctx context.Context, signature str
 // RotateRefreshToken retires the refresh token just used and every access
 // token of its grant. The conditional update makes two concurrent refreshes
 // with one token a race only one can win: the loser gets ErrInactiveToken.
+//
+// With a grace period the old token is only stamped rotated_at and stays
+// usable until the period ends, and only the access token issued with it
+// is deleted: a concurrent refresh inside the period must not delete the
+// access token another refresh has just handed out.
 func (s *GormStore) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
+	if s.grace > 0 {
+		return s.rotateWithGrace(ctx, requestID, signature)
+	}
 	return s.inTx(ctx, func(tx *gorm.DB) error {
 		res := tx.Table(tableRefresh).Where("signature = ? AND request_id = ? AND active = ?", signature, requestID, true).
 			Update("active", false)
@@ -98,6 +106,28 @@ func (s *GormStore) RotateRefreshToken(ctx context.Context, requestID, signature
 			return fosite.ErrInactiveToken
 		}
 		return translate(tx.Table(tableAccess).Where("request_id = ?", requestID).Delete(&requestRow{}).Error)
+	})
+}
+
+func (s *GormStore) rotateWithGrace(ctx context.Context, requestID, signature string) error {
+	now := s.now().UTC()
+	return s.inTx(ctx, func(tx *gorm.DB) error {
+		var row requestRow
+		err := tx.Table(tableRefresh).Select("active", "rotated_at", "access_signature").
+			Where("signature = ? AND request_id = ?", signature, requestID).Take(&row).Error
+		if err != nil {
+			return translate(err)
+		}
+		if !row.Active || (row.RotatedAt != nil && !now.Before(row.RotatedAt.Add(s.grace))) {
+			return fosite.ErrInactiveToken
+		}
+		if row.RotatedAt == nil {
+			err := tx.Table(tableRefresh).Where("signature = ?", signature).Update("rotated_at", now).Error
+			if err != nil {
+				return translate(err)
+			}
+		}
+		return translate(tx.Table(tableAccess).Where("signature = ?", row.AccessSignature).Delete(&requestRow{}).Error)
 	})
 }
 
@@ -227,8 +257,8 @@ func (s *GormStore) DeletePARSession(ctx context.Context, requestURI string) err
 	return s.deleteRequest(ctx, tablePAR, hashKey(requestURI))
 }
 
-// DeleteExpired removes every request row, and every used JTI, that expired
-// before now.
+// DeleteExpired removes every request row, used JTI and login session that
+// expired before now.
 func (s *GormStore) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
 	for _, table := range requestTables {
@@ -238,9 +268,12 @@ func (s *GormStore) DeleteExpired(ctx context.Context, now time.Time) (int64, er
 		}
 		n += res.RowsAffected
 	}
-	res := s.writer(ctx).Where("expires_at < ?", now.UTC()).Delete(&usedJTI{})
-	if res.Error != nil {
-		return n, translate(res.Error)
+	for _, model := range []any{&usedJTI{}, &loginSessionRow{}} {
+		res := s.writer(ctx).Where("expires_at < ?", now.UTC()).Delete(model)
+		if res.Error != nil {
+			return n, translate(res.Error)
+		}
+		n += res.RowsAffected
 	}
-	return n + res.RowsAffected, nil
+	return n, nil
 }

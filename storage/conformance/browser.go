@@ -1,0 +1,148 @@
+package conformance
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/stretchr/testify/require"
+
+	"github.com/latchauth/latch/storage"
+)
+
+func browserTests() []subtest {
+	return []subtest{
+		{"LoginSessions", testLoginSessions},
+		{"Consents", testConsents},
+		{"AuthorizeChallenges", testAuthorizeChallenges},
+	}
+}
+
+func createUser(t *testing.T, s storage.Store, name string) {
+	t.Helper()
+	require.NoError(t, s.UpsertUser(ctx(t), &storage.User{Username: name, PasswordHash: "$2a$04$abcdefghijklmnopqrstuu5Pp3Wc0/5nQk6pH0sQ7k0wH7h6oJ1Ri"}))
+}
+
+func testLoginSessions(t *testing.T, s storage.Store) {
+	createUser(t, s, "alice")
+	ls := &storage.LoginSession{ID: "session-secret-id", Username: "alice", AuthTime: now(), ExpiresAt: now().Add(time.Hour)}
+	require.NoError(t, s.CreateLoginSession(ctx(t), ls))
+	got, err := s.GetLoginSession(ctx(t), ls.ID)
+	require.NoError(t, err)
+	require.Equal(t, "alice", got.Username)
+	require.True(t, ls.AuthTime.Equal(got.AuthTime), "auth time")
+
+	_, err = s.GetLoginSession(ctx(t), "another-id")
+	requireNotFound(t, err, "unknown session")
+
+	expired := &storage.LoginSession{ID: "old", Username: "alice", AuthTime: now().Add(-2 * time.Hour), ExpiresAt: now().Add(-time.Hour)}
+	require.NoError(t, s.CreateLoginSession(ctx(t), expired))
+	_, err = s.GetLoginSession(ctx(t), "old")
+	requireNotFound(t, err, "expired session")
+	n, err := s.DeleteExpired(ctx(t), now())
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, n, int64(1), "the expired session is cleaned up")
+
+	require.NoError(t, s.DeleteLoginSession(ctx(t), ls.ID))
+	_, err = s.GetLoginSession(ctx(t), ls.ID)
+	requireNotFound(t, err, "deleted session")
+	require.NoError(t, s.DeleteLoginSession(ctx(t), ls.ID), "deleting twice is fine")
+
+	// Deleting the user ends its sessions.
+	require.NoError(t, s.CreateLoginSession(ctx(t), ls))
+	require.NoError(t, s.DeleteUser(ctx(t), "alice"))
+	_, err = s.GetLoginSession(ctx(t), ls.ID)
+	requireNotFound(t, err, "session of a deleted user")
+}
+
+func testConsents(t *testing.T, s storage.Store) {
+	createUser(t, s, "bob")
+	createClient(t, s, "app")
+	_, err := s.GetConsent(ctx(t), "bob", "app")
+	requireNotFound(t, err, "no consent yet")
+	require.NoError(t, s.SaveConsent(ctx(t), "bob", "app", []string{"openid", "email"}))
+	got, err := s.GetConsent(ctx(t), "bob", "app")
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"openid", "email"}, got)
+	require.NoError(t, s.SaveConsent(ctx(t), "bob", "app", []string{"openid"}))
+	got, err = s.GetConsent(ctx(t), "bob", "app")
+	require.NoError(t, err)
+	require.Equal(t, []string{"openid"}, []string(got), "a new decision replaces the old")
+
+	require.NoError(t, s.DeleteConsents(ctx(t), "bob"))
+	_, err = s.GetConsent(ctx(t), "bob", "app")
+	requireNotFound(t, err, "forgotten consent")
+
+	require.NoError(t, s.SaveConsent(ctx(t), "bob", "app", []string{"openid"}))
+	require.NoError(t, s.DeleteClient(ctx(t), "app"))
+	_, err = s.GetConsent(ctx(t), "bob", "app")
+	requireNotFound(t, err, "consent of a deleted client")
+}
+
+func testAuthorizeChallenges(t *testing.T, s storage.Store) {
+	c := createClient(t, s, "app")
+	ar := newAuthorizeRequest(c, "req-1", "", now().Add(time.Hour))
+	ar.Session = nil // fosite's NewAuthorizeRequest sets none
+	require.NoError(t, s.CreateAuthorizeChallenge(ctx(t), "challenge-1", ar, now().Add(10*time.Minute)))
+	got, err := s.GetAuthorizeChallenge(ctx(t), "challenge-1")
+	require.NoError(t, err)
+	require.Equal(t, "req-1", got.GetID())
+	require.Equal(t, ar.GetRedirectURI().String(), got.GetRedirectURI().String())
+	require.Equal(t, ar.GetState(), got.GetState())
+	require.Equal(t, ar.GetResponseTypes(), got.GetResponseTypes())
+	require.Equal(t, ar.GetRequestForm(), got.GetRequestForm())
+
+	_, err = s.GetAuthorizeChallenge(ctx(t), "challenge-2")
+	requireNotFound(t, err, "unknown challenge")
+
+	old := newAuthorizeRequest(c, "req-2", "", now().Add(time.Hour))
+	require.NoError(t, s.CreateAuthorizeChallenge(ctx(t), "challenge-old", old, now().Add(-time.Second)))
+	_, err = s.GetAuthorizeChallenge(ctx(t), "challenge-old")
+	requireNotFound(t, err, "expired challenge")
+
+	require.NoError(t, s.DeleteAuthorizeChallenge(ctx(t), "challenge-1"))
+	_, err = s.GetAuthorizeChallenge(ctx(t), "challenge-1")
+	requireNotFound(t, err, "decided challenge")
+}
+
+// RunRefreshGrace checks the refresh_token_grace_period behaviour on a
+// store opened with the given grace period.
+func RunRefreshGrace(t *testing.T, newStore func(t *testing.T, grace time.Duration) storage.Store) {
+	t.Run("RotatedTokenWorksDuringGrace", func(t *testing.T) {
+		s := newStore(t, time.Hour)
+		c := createClient(t, s, "app")
+		req := newRequest(c, "grant-1", "carol", now().Add(time.Hour))
+		require.NoError(t, s.CreateAccessTokenSession(ctx(t), "at-1", req))
+		require.NoError(t, s.CreateRefreshTokenSession(ctx(t), "rt-1", "at-1", req))
+		require.NoError(t, s.RotateRefreshToken(ctx(t), "grant-1", "rt-1"))
+		require.NoError(t, s.CreateAccessTokenSession(ctx(t), "at-2", req))
+		require.NoError(t, s.CreateRefreshTokenSession(ctx(t), "rt-2", "at-2", req))
+
+		_, err := s.GetRefreshTokenSession(ctx(t), "rt-1", nil)
+		require.NoError(t, err, "a rotated token stays active during the grace period")
+		_, err = s.GetAccessTokenSession(ctx(t), "at-1", nil)
+		requireNotFound(t, err, "the access token issued with the rotated refresh token")
+
+		// A concurrent refresh with the same token inside the period
+		// succeeds and must not delete what the first refresh issued.
+		require.NoError(t, s.RotateRefreshToken(ctx(t), "grant-1", "rt-1"))
+		_, err = s.GetAccessTokenSession(ctx(t), "at-2", nil)
+		require.NoError(t, err, "the other refresh's access token survives")
+
+		require.NoError(t, s.RevokeRefreshToken(ctx(t), "grant-1"))
+		_, err = s.GetRefreshTokenSession(ctx(t), "rt-1", nil)
+		require.ErrorIs(t, err, fosite.ErrInactiveToken, "revocation ends the grace period")
+	})
+	t.Run("RotatedTokenInactiveAfterGrace", func(t *testing.T) {
+		s := newStore(t, time.Nanosecond)
+		c := createClient(t, s, "app")
+		req := newRequest(c, "grant-2", "dave", now().Add(time.Hour))
+		require.NoError(t, s.CreateRefreshTokenSession(ctx(t), "rt-1", "", req))
+		require.NoError(t, s.RotateRefreshToken(ctx(t), "grant-2", "rt-1"))
+		time.Sleep(time.Millisecond)
+		got, err := s.GetRefreshTokenSession(ctx(t), "rt-1", nil)
+		require.ErrorIs(t, err, fosite.ErrInactiveToken)
+		require.NotNil(t, got, "the requester comes with ErrInactiveToken")
+		require.ErrorIs(t, s.RotateRefreshToken(ctx(t), "grant-2", "rt-1"), fosite.ErrInactiveToken)
+	})
+}

@@ -1,0 +1,114 @@
+package storage
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	"gorm.io/gorm/clause"
+)
+
+// LoginSession is a person signed in through the login page. The browser
+// holds the session's random ID; the database holds only its SHA-256, so a
+// copy of the database signs nobody in.
+type LoginSession struct {
+	ID        string // the clear ID; stored hashed
+	Username  string
+	AuthTime  time.Time
+	ExpiresAt time.Time
+}
+
+type loginSessionRow struct {
+	ID        string `gorm:"primaryKey"`
+	Username  string
+	AuthTime  time.Time
+	ExpiresAt time.Time
+}
+
+func (loginSessionRow) TableName() string { return "login_sessions" }
+
+func (s *GormStore) CreateLoginSession(ctx context.Context, ls *LoginSession) error {
+	row := loginSessionRow{ID: hashKey(ls.ID), Username: ls.Username, AuthTime: ls.AuthTime.UTC(), ExpiresAt: ls.ExpiresAt.UTC()}
+	return translate(s.writer(ctx).Create(&row).Error)
+}
+
+// GetLoginSession returns the unexpired session with that ID, or ErrNotFound.
+func (s *GormStore) GetLoginSession(ctx context.Context, id string) (*LoginSession, error) {
+	var row loginSessionRow
+	err := s.reader(ctx).Where("id = ? AND expires_at > ?", hashKey(id), s.now().UTC()).Take(&row).Error
+	if err != nil {
+		return nil, translate(err)
+	}
+	return &LoginSession{ID: id, Username: row.Username, AuthTime: row.AuthTime, ExpiresAt: row.ExpiresAt}, nil
+}
+
+// DeleteLoginSession ends a session; ending an unknown one is no error.
+func (s *GormStore) DeleteLoginSession(ctx context.Context, id string) error {
+	return translate(s.writer(ctx).Where("id = ?", hashKey(id)).Delete(&loginSessionRow{}).Error)
+}
+
+type consentRow struct {
+	Username  string `gorm:"primaryKey"`
+	ClientID  string `gorm:"primaryKey"`
+	Scopes    string
+	CreatedAt time.Time
+}
+
+func (consentRow) TableName() string { return "consents" }
+
+// GetConsent returns the scopes username remembered granting clientID, or
+// ErrNotFound.
+func (s *GormStore) GetConsent(ctx context.Context, username, clientID string) ([]string, error) {
+	var row consentRow
+	if err := s.reader(ctx).Where("username = ? AND client_id = ?", username, clientID).Take(&row).Error; err != nil {
+		return nil, translate(err)
+	}
+	return splitScopes(row.Scopes), nil
+}
+
+// SaveConsent remembers that username granted scopes to clientID,
+// replacing what was remembered before.
+func (s *GormStore) SaveConsent(ctx context.Context, username, clientID string, scopes []string) error {
+	row := consentRow{Username: username, ClientID: clientID, Scopes: strings.Join(scopes, " "), CreatedAt: s.now().UTC()}
+	return translate(s.writer(ctx).Clauses(clause.OnConflict{
+		Columns:   []clause.Column{{Name: "username"}, {Name: "client_id"}},
+		DoUpdates: clause.AssignmentColumns([]string{"scopes", "created_at"}),
+	}).Create(&row).Error)
+}
+
+// DeleteConsents forgets every remembered consent of username.
+func (s *GormStore) DeleteConsents(ctx context.Context, username string) error {
+	return translate(s.writer(ctx).Where("username = ?", username).Delete(&consentRow{}).Error)
+}
+
+// challengeExpiry is the session expiry key a challenge is stored under.
+const challengeExpiry = fosite.TokenType("challenge")
+
+// CreateAuthorizeChallenge keeps an authorization request that waits for a
+// login or consent decision until expiresAt. It is parsed by fosite once
+// (a pushed request_uri can be used only once), then completed from here.
+func (s *GormStore) CreateAuthorizeChallenge(ctx context.Context, id string, ar fosite.AuthorizeRequester, expiresAt time.Time) error {
+	if ar.GetSession() == nil {
+		ar.SetSession(s.newSession())
+	}
+	ar.GetSession().SetExpiresAt(challengeExpiry, expiresAt)
+	return s.createRequest(ctx, tableChallenge, hashKey(id), ar, challengeExpiry, "")
+}
+
+// GetAuthorizeChallenge returns the unexpired challenge, or ErrNotFound.
+func (s *GormStore) GetAuthorizeChallenge(ctx context.Context, id string) (fosite.AuthorizeRequester, error) {
+	row, err := s.getRow(ctx, tableChallenge, hashKey(id))
+	if err != nil {
+		return nil, err
+	}
+	if row.ExpiresAt != nil && !s.now().Before(*row.ExpiresAt) {
+		return nil, fosite.ErrNotFound
+	}
+	return s.toAuthorizeRequest(ctx, row, nil)
+}
+
+// DeleteAuthorizeChallenge removes a challenge once it is decided.
+func (s *GormStore) DeleteAuthorizeChallenge(ctx context.Context, id string) error {
+	return s.deleteRequest(ctx, tableChallenge, hashKey(id))
+}
