@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
 	"github.com/latchauth/latch/storage"
@@ -29,11 +30,12 @@ func oauthError(err error) *fosite.RFC6749Error {
 func (s *Server) writeOAuthError(ctx context.Context, w http.ResponseWriter, r *http.Request, err error) {
 	rfc := oauthError(err)
 	if rfc.CodeField == http.StatusUnauthorized {
-		scheme := "Basic"
+		// auth-params are comma-separated (RFC 7235 §4.1, RFC 6750 §3).
+		challenge := `Basic realm="latch"`
 		if strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "bearer ") {
-			scheme = `Bearer error="invalid_token"`
+			challenge = `Bearer realm="latch", error="invalid_token"`
 		}
-		w.Header().Set("WWW-Authenticate", scheme+` realm="latch"`)
+		w.Header().Set("WWW-Authenticate", challenge)
 	}
 	if rfc.CodeField >= 500 {
 		s.log.ErrorContext(ctx, "request failed", "path", r.URL.Path, "error", rfc.ErrorField, "debug", rfc.GetDescription()+" "+rfc.DebugField)
@@ -56,6 +58,17 @@ func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	// A 405 must list the methods the resource allows (RFC 9110 §15.5.6).
+	var allowed []string
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		probe := r.Clone(r.Context())
+		probe.Method = method
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.MatchErr == nil {
+			allowed = append(allowed, method)
+		}
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	writeJSON(w, http.StatusMethodNotAllowed, map[string]string{
 		"error": "invalid_request", "error_description": "HTTP method " + r.Method + " is not allowed here.",
 	})

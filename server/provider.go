@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/sha256"
 
 	"github.com/ory/fosite"
@@ -38,7 +39,7 @@ func newProvider(cfg Config) *fosite.Fosite {
 	store := cfg.Store
 
 	helper := &oauth2.HandleHelper{AccessTokenStrategy: strategy, AccessTokenStorage: store, Config: fc}
-	fc.TokenEndpointHandlers.Append(&oauth2.ClientCredentialsGrantHandler{HandleHelper: helper, Config: fc})
+	fc.TokenEndpointHandlers.Append(grantListed{&oauth2.ClientCredentialsGrantHandler{HandleHelper: helper, Config: fc}, "client_credentials"})
 	fc.TokenEndpointHandlers.Append(&oauth2.RefreshTokenGrantHandler{
 		AccessTokenStrategy:    strategy,
 		RefreshTokenStrategy:   strategy,
@@ -58,4 +59,21 @@ func newProvider(cfg Config) *fosite.Fosite {
 // request is decoded into.
 func newSession() *openid.DefaultSession {
 	return openid.NewDefaultSession()
+}
+
+// grantListed refuses a grant the authenticated client does not list with
+// unauthorized_client before its handler looks at the request. fosite's
+// client_credentials handler checks the list only after refusing public
+// clients with invalid_grant, and SPEC wants unauthorized_client for every
+// grant a client may not use.
+type grantListed struct {
+	fosite.TokenEndpointHandler
+	grant string
+}
+
+func (g grantListed) HandleTokenEndpointRequest(ctx context.Context, ar fosite.AccessRequester) error {
+	if g.CanHandleTokenEndpointRequest(ctx, ar) && !ar.GetClient().GetGrantTypes().Has(g.grant) {
+		return fosite.ErrUnauthorizedClient.WithHintf("The client is not allowed to use the grant '%s'.", g.grant)
+	}
+	return g.TokenEndpointHandler.HandleTokenEndpointRequest(ctx, ar)
 }
