@@ -1,0 +1,83 @@
+package templates
+
+import "html/template"
+
+// Page is common to every page.
+type Page struct {
+	Title string
+	// Static is the URL path prefix of static files, e.g. "/static"; empty
+	// means "/static".
+	Static string
+	// CSRFField is the hidden CSRF input, rendered inside every form as-is
+	// (from gorilla/csrf's TemplateField).
+	CSRFField template.HTML
+	// Issuer is shown small in the footer.
+	Issuer string
+}
+
+// LoginData is the sign-in page.
+type LoginData struct {
+	Page
+	Action     string // form action URL (POST)
+	ClientName string // "Sign in to continue to <ClientName>"
+	Username   string // prefilled after a failed attempt
+	Error      string // e.g. "Wrong username or password." or the rate-limit message
+	// Hidden holds extra hidden inputs, rendered sorted by name (e.g.
+	// "login_challenge").
+	Hidden map[string]string
+}
+
+// Scope is one requested scope as the consent page lists it.
+type Scope struct{ Name, Description string }
+
+// ConsentData is the page that asks to allow or deny a client.
+type ConsentData struct {
+	Page
+	Action     string
+	ClientName string
+	ClientID   string
+	Username   string  // "Signed in as <Username>"
+	Scopes     []Scope // listed in words: Description, with Name in small code text
+	Hidden     map[string]string
+}
+
+// DeviceData is the page that asks for a device's user code.
+type DeviceData struct {
+	Page
+	Action   string
+	UserCode string // prefilled when given (?user_code=)
+	Error    string
+}
+
+// LogoutData is the sign-out confirmation page.
+type LogoutData struct {
+	Page
+	Action     string
+	ClientName string // may be empty
+	Hidden     map[string]string
+}
+
+// ErrorData is an error page.
+type ErrorData struct {
+	Page
+	Status  int    // HTTP status shown small
+	Message string // what went wrong, in words
+	Hint    string // optional: what the person can do
+}
+
+var scopeDescriptions = map[string]string{
+	"openid":         "Sign you in with your account",
+	"profile":        "Your name and username",
+	"email":          "Your email address and whether it is verified",
+	"groups":         "The groups you belong to",
+	"offline_access": "Stay signed in: keep access while you are away",
+}
+
+// ScopeDescription gives words for the standard scopes and a generic
+// "Access to <name>" for any other.
+func ScopeDescription(name string) string {
+	if d, ok := scopeDescriptions[name]; ok {
+		return d
+	}
+	return "Access to " + name
+}
