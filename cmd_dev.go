@@ -5,33 +5,82 @@ import (
 	"fmt"
 
 	"github.com/latchauth/latch/clients"
+	"github.com/latchauth/latch/config"
+	"github.com/latchauth/latch/storage"
+	"github.com/latchauth/latch/users"
 )
 
-// The demo client of --dev has a fixed, published secret so the README's
-// walk-through works verbatim. --dev keeps everything in memory; this
-// client exists nowhere else.
+// The demo client and user of --dev have fixed, published credentials so
+// the README's walk-throughs work verbatim. --dev keeps everything in
+// memory; they exist nowhere else.
 const (
 	demoClientID     = "demo-client"
 	demoClientSecret = "demo-secret"
+	demoWebClientID  = "demo-web"
+	demoSPAClientID  = "demo-spa"
+	demoRedirectURI  = "http://127.0.0.1:5555/callback"
+	demoUsername     = "alice"
+	demoPassword     = "alice-password"
 )
 
-func (c *cli) createDemoClients(ctx context.Context, mgr *clients.Manager, issuer string) error {
-	demo := &clients.Client{
-		ID:                      demoClientID,
-		Name:                    "Demo client",
-		GrantTypes:              []string{clients.GrantClientCredentials},
-		Scopes:                  []string{"read", "write"},
-		TokenEndpointAuthMethod: clients.AuthMethodBasic,
+func (c *cli) createDemoClients(ctx context.Context, mgr *clients.Manager, st storage.Store, issuer string) error {
+	demo := []struct {
+		client *clients.Client
+		secret string
+	}{
+		{&clients.Client{
+			ID:                      demoClientID,
+			Name:                    "Demo service",
+			GrantTypes:              []string{clients.GrantClientCredentials},
+			Scopes:                  []string{"read", "write"},
+			TokenEndpointAuthMethod: clients.AuthMethodBasic,
+		}, demoClientSecret},
+		{&clients.Client{
+			ID:                      demoWebClientID,
+			Name:                    "Demo web app",
+			GrantTypes:              []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken},
+			ResponseTypes:           []string{"code"},
+			RedirectURIs:            []string{demoRedirectURI},
+			PostLogoutRedirectURIs:  []string{"http://127.0.0.1:5555/"},
+			Scopes:                  []string{"openid", "profile", "email", "groups", "offline_access"},
+			TokenEndpointAuthMethod: clients.AuthMethodBasic,
+		}, demoClientSecret},
+		{&clients.Client{
+			ID:                      demoSPAClientID,
+			Name:                    "Demo single-page app",
+			GrantTypes:              []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken},
+			ResponseTypes:           []string{"code"},
+			RedirectURIs:            []string{demoRedirectURI},
+			PostLogoutRedirectURIs:  []string{"http://127.0.0.1:5555/"},
+			Scopes:                  []string{"openid", "profile", "email", "groups", "offline_access"},
+			TokenEndpointAuthMethod: clients.AuthMethodNone,
+		}, ""},
 	}
-	if _, err := mgr.Create(ctx, demo, demoClientSecret); err != nil {
-		return fmt.Errorf("dev: demo client: %w", err)
+	for _, d := range demo {
+		if _, err := mgr.Create(ctx, d.client, d.secret); err != nil {
+			return fmt.Errorf("dev: demo client %s: %w", d.client.ID, err)
+		}
+	}
+	err := users.Seed(ctx, st, []config.User{{
+		Username: demoUsername, Password: demoPassword, Email: "alice@example.com", EmailVerified: true,
+		Name: "Alice Example", Groups: []string{"admins"},
+	}})
+	if err != nil {
+		return fmt.Errorf("dev: demo user: %w", err)
 	}
 	fmt.Fprintf(c.stdout, `dev mode: in-memory database, nothing is kept; the demo credentials below are public.
-demo client (client_credentials, client_secret_basic, scopes read write):
-  client_id:     %s
-  client_secret: %s
+demo user:    %s / %s
+demo clients:
+  %-12s secret %-12s client_credentials (scopes read write)
+  %-12s secret %-12s authorization_code + refresh_token, redirect %s
+  %-12s public (PKCE)        authorization_code + refresh_token, redirect %s
 get a token:
   curl -s -u %s:%s -d grant_type=client_credentials -d scope=read %s/oauth2/token
-`, demoClientID, demoClientSecret, demoClientID, demoClientSecret, issuer)
+sign in with a browser:
+  %s/oauth2/auth?response_type=code&client_id=%s&redirect_uri=%s&scope=openid+profile+email&state=xyz12345&nonce=n0nce1234
+`, demoUsername, demoPassword,
+		demoClientID, demoClientSecret, demoWebClientID, demoClientSecret, demoRedirectURI, demoSPAClientID, demoRedirectURI,
+		demoClientID, demoClientSecret, issuer,
+		issuer, demoWebClientID, demoRedirectURI)
 	return nil
 }

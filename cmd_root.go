@@ -73,7 +73,12 @@ func validate(f config.File) error {
 
 // openStore opens and migrates the database of f.
 func openStore(ctx context.Context, f config.File, log *slog.Logger) (*storage.GormStore, error) {
-	st, err := storage.Open(ctx, storage.Options{Driver: f.Database.Driver, DSN: f.Database.DSN, Logger: log})
+	st, err := storage.Open(ctx, storage.Options{
+		Driver:                  f.Database.Driver,
+		DSN:                     f.Database.DSN,
+		Logger:                  log,
+		RefreshTokenGracePeriod: f.Tokens.RefreshTokenGracePeriod.Duration,
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -92,7 +92,7 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 		return err
 	}
 	if o.dev {
-		if err := c.createDemoClients(ctx, mgr, srv.Issuer()); err != nil {
+		if err := c.createDemoClients(ctx, mgr, st, srv.Issuer()); err != nil {
 			return err
 		}
 	}

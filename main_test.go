@@ -117,7 +117,8 @@ func TestMigrateIsIdempotent(t *testing.T) {
 func TestServeDevWalkThrough(t *testing.T) {
 	t.Chdir(t.TempDir())
 	issuer, out := startServe(t, nil, "--dev", "--listen", "127.0.0.1:0")
-	if !strings.Contains(out.String(), "client_secret: "+demoClientSecret) ||
+	if !strings.Contains(out.String(), demoClientID+"  secret "+demoClientSecret) ||
+		!strings.Contains(out.String(), "demo user:    "+demoUsername+" / "+demoPassword) ||
 		!strings.Contains(out.String(), "curl -s -u demo-client:demo-secret") {
 		t.Fatalf("dev output lacks the demo client:\n%s", out)
 	}

@@ -10,11 +10,15 @@ import (
 	"github.com/latchauth/latch/clients"
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/storage"
+	"github.com/latchauth/latch/users"
 )
 
-// seed upserts the clients and trusted issuers declared in f, by id, so the
-// file stays the source of truth for what it declares.
+// seed upserts the clients, users and trusted issuers declared in f, by id,
+// so the file stays the source of truth for what it declares.
 func seed(ctx context.Context, f config.File, st storage.Store, mgr *clients.Manager) error {
+	if err := users.Seed(ctx, st, f.Users); err != nil {
+		return fmt.Errorf("seed users: %w", err)
+	}
 	for _, fc := range f.Clients {
 		c, err := clientFromConfig(fc)
 		if err != nil {

@@ -6,22 +6,56 @@ import (
 )
 
 // handleDiscovery answers both discovery documents (OIDC Discovery 1.0 and
-// RFC 8414) with the same metadata: only endpoints that exist are listed.
+// RFC 8414) with the same metadata; only endpoints that exist are listed.
 func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	authMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+	alg := s.cfg.SigningAlgorithm
+	if alg == "" {
+		alg = "RS256"
+	}
 	doc := map[string]any{
-		"issuer":                                           s.cfg.Issuer,
-		"token_endpoint":                                   s.url(pathToken),
-		"introspection_endpoint":                           s.url(pathIntrospect),
-		"revocation_endpoint":                              s.url(pathRevoke),
-		"grant_types_supported":                            []string{"client_credentials", "refresh_token"},
-		"response_types_supported":                         []string{},
+		"issuer":                                s.cfg.Issuer,
+		"authorization_endpoint":                s.url(pathAuthorize),
+		"token_endpoint":                        s.url(pathToken),
+		"introspection_endpoint":                s.url(pathIntrospect),
+		"revocation_endpoint":                   s.url(pathRevoke),
+		"userinfo_endpoint":                     s.url(pathUserinfo),
+		"jwks_uri":                              s.url(pathJWKS),
+		"end_session_endpoint":                  s.url(pathLogout),
+		"pushed_authorization_request_endpoint": s.url(pathPAR),
+		"require_pushed_authorization_requests": false,
+		"scopes_supported":                      []string{"openid", "profile", "email", "groups", "offline_access"},
+		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash",
+			"name", "preferred_username", "email", "email_verified", "groups"},
+		"response_types_supported":                         []string{"code"},
+		"response_modes_supported":                         []string{"query", "form_post"},
+		"grant_types_supported":                            []string{"authorization_code", "client_credentials", "refresh_token"},
+		"subject_types_supported":                          []string{"public"},
+		"id_token_signing_alg_values_supported":            []string{alg},
+		"code_challenge_methods_supported":                 []string{"S256"},
 		"token_endpoint_auth_methods_supported":            authMethods,
-		"introspection_endpoint_auth_methods_supported":    append([]string{}, authMethods[:3]...),
-		"revocation_endpoint_auth_methods_supported":       authMethods,
 		"token_endpoint_auth_signing_alg_values_supported": []string{"RS256", "ES256"},
+		"introspection_endpoint_auth_methods_supported":    authMethods[:3],
+		"revocation_endpoint_auth_methods_supported":       authMethods,
+		"request_parameter_supported":                      false,
+		"request_uri_parameter_supported":                  false,
+		"claims_parameter_supported":                       false,
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=60")
 	_ = json.NewEncoder(w).Encode(doc)
+}
+
+// handleJWKS serves the public signing keys: the current one and those
+// retired but still published.
+func (s *Server) handleJWKS(w http.ResponseWriter, r *http.Request) {
+	set, err := s.keys.PublicKeys(r.Context())
+	if err != nil {
+		s.writeOAuthError(r.Context(), w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	// Short: a rotation must reach relying parties soon.
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	_ = json.NewEncoder(w).Encode(set)
 }

@@ -3,49 +3,91 @@ package server
 import (
 	"context"
 	"crypto/sha256"
+	"strings"
+	"time"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
 	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/par"
+	"github.com/ory/fosite/handler/pkce"
 	"github.com/ory/fosite/token/hmac"
+	"github.com/ory/fosite/token/jwt"
 )
 
+// parRequestURIPrefix is RFC 9126's request_uri scheme.
+const parRequestURIPrefix = "urn:ietf:params:oauth:request_uri:"
+
 // newProvider is the one place fosite is composed: a fresh *fosite.Config,
-// the HMAC strategy keyed by the system secret, and each grant's handler
-// named explicitly (no ComposeAllEnabled).
-func newProvider(cfg Config) *fosite.Fosite {
+// the HMAC strategy keyed by the system secret, the OpenID Connect strategy
+// signing with the stored keys, and each handler named explicitly (no
+// ComposeAllEnabled).
+func newProvider(cfg Config, signer jwt.Signer) *fosite.Fosite {
 	// fosite uses the first 32 bytes of GlobalSecret; hashing a longer
 	// configured secret keeps all of its entropy.
 	key := sha256.Sum256(cfg.SystemSecret)
 	fc := &fosite.Config{
-		AccessTokenLifespan:         cfg.AccessTokenLifespan,
-		RefreshTokenLifespan:        cfg.RefreshTokenLifespan,
-		AuthorizeCodeLifespan:       cfg.AuthorizeCodeLifespan,
-		IDTokenLifespan:             cfg.IDTokenLifespan,
-		IDTokenIssuer:               cfg.Issuer,
-		AccessTokenIssuer:           cfg.Issuer,
-		TokenURL:                    cfg.Issuer + pathToken,
-		GlobalSecret:                key[:],
-		ClientSecretsHasher:         cfg.Hasher,
-		ScopeStrategy:               fosite.ExactScopeStrategy,
-		AudienceMatchingStrategy:    fosite.DefaultAudienceMatchingStrategy,
-		EnforcePKCEForPublicClients: true,
-		SendDebugMessagesToClients:  false,
+		AccessTokenLifespan:            cfg.AccessTokenLifespan,
+		RefreshTokenLifespan:           cfg.RefreshTokenLifespan,
+		AuthorizeCodeLifespan:          cfg.AuthorizeCodeLifespan,
+		IDTokenLifespan:                cfg.IDTokenLifespan,
+		IDTokenIssuer:                  cfg.Issuer,
+		AccessTokenIssuer:              cfg.Issuer,
+		TokenURL:                       cfg.Issuer + pathToken,
+		GlobalSecret:                   key[:],
+		ClientSecretsHasher:            cfg.Hasher,
+		ScopeStrategy:                  fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy:       fosite.DefaultAudienceMatchingStrategy,
+		EnforcePKCEForPublicClients:    true,
+		EnablePKCEPlainChallengeMethod: false,
+		SendDebugMessagesToClients:     false,
 		// Refresh tokens are issued only when offline_access was granted.
-		RefreshTokenScopes: []string{"offline_access"},
+		RefreshTokenScopes:              []string{"offline_access"},
+		PushedAuthorizeRequestURIPrefix: parRequestURIPrefix,
+		PushedAuthorizeContextLifespan:  90 * time.Second,
 	}
 	strategy := oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fc}, fc)
+	idTokens := &openid.DefaultStrategy{Signer: signer, Config: fc}
+	idHelper := &openid.IDTokenHandleHelper{IDTokenStrategy: idTokens}
 	store := cfg.Store
 
+	// Authorization code grant, with PKCE and OpenID Connect on top.
+	fc.AuthorizeEndpointHandlers.Append(&oauth2.AuthorizeExplicitGrantHandler{
+		AccessTokenStrategy:    strategy,
+		RefreshTokenStrategy:   strategy,
+		AuthorizeCodeStrategy:  strategy,
+		CoreStorage:            store,
+		TokenRevocationStorage: store,
+		Config:                 fc,
+	})
+	fc.AuthorizeEndpointHandlers.Append(&pkce.Handler{AuthorizeCodeStrategy: strategy, Storage: store, Config: fc})
+	oidcExplicit := &openid.OpenIDConnectExplicitHandler{
+		OpenIDConnectRequestStorage:   store,
+		IDTokenHandleHelper:           idHelper,
+		OpenIDConnectRequestValidator: openid.NewOpenIDConnectRequestValidator(signer, fc),
+		Config:                        fc,
+	}
+	fc.AuthorizeEndpointHandlers.Append(oidcExplicit)
+	fc.PushedAuthorizeEndpointHandlers.Append(&par.PushedAuthorizeHandler{Storage: store, Config: fc})
+
+	// The token endpoint: the handlers above that also redeem codes, then
+	// the grants of the token endpoint alone.
+	for _, h := range fc.AuthorizeEndpointHandlers {
+		if th, ok := h.(fosite.TokenEndpointHandler); ok {
+			fc.TokenEndpointHandlers.Append(th)
+		}
+	}
 	helper := &oauth2.HandleHelper{AccessTokenStrategy: strategy, AccessTokenStorage: store, Config: fc}
 	fc.TokenEndpointHandlers.Append(grantListed{&oauth2.ClientCredentialsGrantHandler{HandleHelper: helper, Config: fc}, "client_credentials"})
-	fc.TokenEndpointHandlers.Append(&oauth2.RefreshTokenGrantHandler{
+	fc.TokenEndpointHandlers.Append(refreshScopes{&oauth2.RefreshTokenGrantHandler{
 		AccessTokenStrategy:    strategy,
 		RefreshTokenStrategy:   strategy,
 		TokenRevocationStorage: store,
 		Config:                 fc,
-	})
+	}})
+	fc.TokenEndpointHandlers.Append(&openid.OpenIDConnectRefreshHandler{IDTokenHandleHelper: idHelper, Config: fc})
+
 	fc.TokenIntrospectionHandlers.Append(&oauth2.CoreValidator{CoreStrategy: strategy, CoreStorage: store, Config: fc})
 	fc.RevocationHandlers.Append(&oauth2.TokenRevocationHandler{
 		TokenRevocationStorage: store,
@@ -76,4 +118,33 @@ func (g grantListed) HandleTokenEndpointRequest(ctx context.Context, ar fosite.A
 		return fosite.ErrUnauthorizedClient.WithHintf("The client is not allowed to use the grant '%s'.", g.grant)
 	}
 	return g.TokenEndpointHandler.HandleTokenEndpointRequest(ctx, ar)
+}
+
+// refreshScopes adds RFC 6749 §6's scope parameter to fosite's refresh
+// grant, which ignores it: a refresh may narrow the granted scopes, never
+// widen them. The narrowed set is what the new tokens carry.
+type refreshScopes struct {
+	*oauth2.RefreshTokenGrantHandler
+}
+
+func (h refreshScopes) HandleTokenEndpointRequest(ctx context.Context, ar fosite.AccessRequester) error {
+	if err := h.RefreshTokenGrantHandler.HandleTokenEndpointRequest(ctx, ar); err != nil {
+		return err
+	}
+	raw := strings.TrimSpace(ar.GetRequestForm().Get("scope"))
+	if raw == "" {
+		return nil
+	}
+	granted := ar.GetGrantedScopes()
+	narrowed := fosite.Arguments{}
+	for _, scope := range fosite.RemoveEmpty(strings.Split(raw, " ")) {
+		if !granted.Has(scope) {
+			return fosite.ErrInvalidScope.WithHintf("The scope '%s' was not granted to the refresh token, so a refresh cannot add it.", scope)
+		}
+		narrowed = append(narrowed, scope)
+	}
+	if req, ok := ar.(*fosite.AccessRequest); ok {
+		req.GrantedScope = narrowed
+	}
+	return nil
 }

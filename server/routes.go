@@ -4,12 +4,18 @@ import (
 	"net/http"
 
 	"github.com/gorilla/mux"
+
+	"github.com/latchauth/latch/templates"
 )
 
 const (
+	pathAuthorize  = "/oauth2/auth"
 	pathToken      = "/oauth2/token"
 	pathIntrospect = "/oauth2/introspect"
 	pathRevoke     = "/oauth2/revoke"
+	pathPAR        = "/oauth2/par"
+	pathUserinfo   = "/userinfo"
+	pathJWKS       = "/.well-known/jwks.json"
 )
 
 // routes registers every route of Latch; reading it tells the whole HTTP
@@ -17,16 +23,27 @@ const (
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
 	r.Use(s.recoverPanics, s.logRequests, s.capBodies)
+	get, post, both := []string{http.MethodGet}, []string{http.MethodPost}, []string{http.MethodGet, http.MethodPost}
 
-	r.HandleFunc("/.well-known/openid-configuration", s.handleDiscovery).Methods(http.MethodGet)
-	r.HandleFunc("/.well-known/oauth-authorization-server", s.handleDiscovery).Methods(http.MethodGet)
+	r.HandleFunc("/.well-known/openid-configuration", s.handleDiscovery).Methods(get...)
+	r.HandleFunc("/.well-known/oauth-authorization-server", s.handleDiscovery).Methods(get...)
+	r.HandleFunc(pathJWKS, s.handleJWKS).Methods(get...)
 
-	r.HandleFunc(pathToken, s.handleToken).Methods(http.MethodPost)
-	r.HandleFunc(pathIntrospect, s.handleIntrospect).Methods(http.MethodPost)
-	r.HandleFunc(pathRevoke, s.handleRevoke).Methods(http.MethodPost)
+	r.HandleFunc(pathAuthorize, s.handleAuthorize).Methods(both...)
+	r.HandleFunc(pathToken, s.handleToken).Methods(post...)
+	r.HandleFunc(pathIntrospect, s.handleIntrospect).Methods(post...)
+	r.HandleFunc(pathRevoke, s.handleRevoke).Methods(post...)
+	r.HandleFunc(pathPAR, s.handlePAR).Methods(post...)
+	r.HandleFunc(pathUserinfo, s.handleUserinfo).Methods(both...)
 
-	r.HandleFunc("/health/alive", s.handleAlive).Methods(http.MethodGet)
-	r.HandleFunc("/health/ready", s.handleReady).Methods(http.MethodGet)
+	// The pages a person fills in carry a CSRF token.
+	r.Handle(pathLogin, s.protectForms(http.HandlerFunc(s.handleLogin))).Methods(both...)
+	r.Handle(pathConsent, s.protectForms(http.HandlerFunc(s.handleConsent))).Methods(both...)
+	r.Handle(pathLogout, logoutCSRF(s.protectForms(http.HandlerFunc(s.handleLogout)))).Methods(both...)
+	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", http.FileServer(http.FS(templates.Static())))).Methods(get...)
+
+	r.HandleFunc("/health/alive", s.handleAlive).Methods(get...)
+	r.HandleFunc("/health/ready", s.handleReady).Methods(get...)
 
 	r.NotFoundHandler = http.HandlerFunc(s.handleNotFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(s.handleMethodNotAllowed)

@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -16,10 +17,15 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/gorilla/securecookie"
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/token/jwt"
 
 	"github.com/latchauth/latch/clients"
+	"github.com/latchauth/latch/keys"
 	"github.com/latchauth/latch/storage"
+	"github.com/latchauth/latch/templates"
+	"github.com/latchauth/latch/users"
 )
 
 // Config is the runtime configuration of a Server (config.File is the file
@@ -44,16 +50,32 @@ type Config struct {
 	Hasher *clients.Hasher
 	// MaxBodyBytes caps request bodies (default 64 KiB).
 	MaxBodyBytes int64
+
+	// SigningAlgorithm of ID tokens: RS256 (default) or ES256. It applies
+	// to keys generated from now on.
+	SigningAlgorithm string
+	// LoginSessionLifespan is how long a browser stays signed in (default
+	// 24h).
+	LoginSessionLifespan time.Duration
+	// LoginLimits rate-limits failed logins; zero values take the users
+	// package defaults.
+	LoginLimits users.LimiterOptions
 }
 
 // Server answers every HTTP request of Latch.
 type Server struct {
-	cfg    Config
-	store  storage.Store
-	log    *slog.Logger
-	now    func() time.Time
-	oauth  *fosite.Fosite
-	router *mux.Router
+	cfg     Config
+	store   storage.Store
+	log     *slog.Logger
+	now     func() time.Time
+	oauth   *fosite.Fosite
+	router  *mux.Router
+	keys    *keys.Manager
+	signer  jwt.Signer
+	users   *users.Authenticator
+	pages   *templates.Templates
+	cookies *securecookie.SecureCookie
+	secure  bool // the issuer is https: cookies are Secure
 }
 
 // New assembles a Server. It loads (or creates) the system secret, so the
@@ -102,8 +124,37 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if len(cfg.SystemSecret) < 32 {
 		return nil, errors.New("server: the system secret must be at least 32 bytes")
 	}
-	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, now: cfg.Now}
-	s.oauth = newProvider(cfg)
+	if cfg.LoginSessionLifespan <= 0 {
+		cfg.LoginSessionLifespan = 24 * time.Hour
+	}
+	if cfg.LoginLimits.Now == nil {
+		cfg.LoginLimits.Now = cfg.Now
+	}
+	km, err := keys.NewManager(cfg.Store, cfg.SigningAlgorithm, cfg.Now)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if err := km.Ensure(ctx); err != nil {
+		return nil, fmt.Errorf("server: signing keys: %w", err)
+	}
+	pages, err := templates.Load()
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	s := &Server{
+		cfg:    cfg,
+		store:  cfg.Store,
+		log:    cfg.Logger,
+		now:    cfg.Now,
+		keys:   km,
+		signer: km.Signer(),
+		users:  &users.Authenticator{Store: cfg.Store, Limiter: users.NewLimiter(cfg.LoginLimits)},
+		pages:  pages,
+		secure: issuer.Scheme == "https",
+	}
+	s.cookies = securecookie.New(derive(cfg.SystemSecret, "latch session cookie"), nil)
+	s.cookies.MaxAge(int(cfg.LoginSessionLifespan / time.Second))
+	s.oauth = newProvider(cfg, s.signer)
 	s.router = s.routes()
 	return s, nil
 }
@@ -117,3 +168,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Issuer() string { return s.cfg.Issuer }
 
 func (s *Server) url(path string) string { return s.cfg.Issuer + path }
+
+// Keys is the signing key manager (for `latch keys rotate` and tests).
+func (s *Server) Keys() *keys.Manager { return s.keys }
+
+// derive makes an independent 32-byte key for one purpose from the system
+// secret, so the cookie, CSRF and token keys never coincide.
+func derive(secret []byte, purpose string) []byte {
+	h := sha256.New()
+	h.Write([]byte(purpose))
+	h.Write([]byte{0})
+	h.Write(secret)
+	return h.Sum(nil)
+}

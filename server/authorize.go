@@ -1,0 +1,203 @@
+package server
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/latchauth/latch/clients"
+	"github.com/latchauth/latch/storage"
+	"github.com/latchauth/latch/users"
+)
+
+// challengeLifespan is how long a person has to sign in and decide.
+const challengeLifespan = 30 * time.Minute
+
+// handleAuthorize is GET and POST /oauth2/auth. fosite parses and checks
+// the request once; if a person must sign in or consent, the request is
+// kept as a challenge and the browser goes to /login or /consent, which
+// finish it from there.
+func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ar, err := s.oauth.NewAuthorizeRequest(ctx, r)
+	if err != nil {
+		s.writeAuthorizeError(w, r, ar, err)
+		return
+	}
+	if !redirectExact(ar) {
+		s.writeAuthorizeError(w, r, ar, fosite.ErrInvalidRequest)
+		return
+	}
+	session, err := s.currentSession(r)
+	if err != nil {
+		s.renderStorageError(w, r, err)
+		return
+	}
+	s.proceed(w, r, ar, "", session, false)
+}
+
+// redirectExact reports whether ar's redirect URI is one the client
+// registered, character for character. fosite also accepts a loopback URI
+// on any port (RFC 8252 §7.3); SPEC asks for exact matching.
+func redirectExact(ar fosite.AuthorizeRequester) bool {
+	if ar == nil || !ar.IsRedirectURIValid() {
+		return false
+	}
+	raw := ar.GetRequestForm().Get("redirect_uri")
+	if raw == "" {
+		return len(ar.GetClient().GetRedirectURIs()) == 1
+	}
+	return slices.Contains(ar.GetClient().GetRedirectURIs(), raw)
+}
+
+// writeAuthorizeError sends err to the client's redirect URI when that URI
+// is known to be the client's, and otherwise shows a page: an unknown
+// client or a foreign redirect URI must never be redirected to.
+func (s *Server) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+	rfc := oauthError(err)
+	if !redirectExact(ar) {
+		s.log.DebugContext(r.Context(), "authorization request refused", "error", rfc.ErrorField, "hint", rfc.HintField)
+		msg := "This sign-in request is not valid."
+		if ar == nil || ar.GetClient() == nil || errors.Is(err, fosite.ErrInvalidClient) {
+			msg = "The application asking you to sign in is not registered here."
+		} else if !ar.IsRedirectURIValid() || rfc.ErrorField == fosite.ErrInvalidRequest.ErrorField {
+			msg = "The application asked to return you to an address it has not registered."
+		}
+		if rfc.CodeField >= 500 {
+			s.renderStorageError(w, r, err)
+			return
+		}
+		s.renderError(w, r, http.StatusBadRequest, msg, rfc.GetDescription())
+		return
+	}
+	s.oauth.WriteAuthorizeError(r.Context(), w, ar, rfc)
+}
+
+// proceed decides what the authorization request ar needs next: a login,
+// a consent, an error for prompt=none, or nothing more. freshLogin is true
+// right after the person signed in for this very request.
+func (s *Server) proceed(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, challenge string, ls *storage.LoginSession, freshLogin bool) {
+	ctx := r.Context()
+	form := ar.GetRequestForm()
+	var user *storage.User
+	if ls != nil {
+		u, err := s.store.GetUser(ctx, ls.Username)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			ls = nil // the user was deleted: the session means nothing
+		case err != nil:
+			s.renderStorageError(w, r, err)
+			return
+		default:
+			user = u
+		}
+	}
+	needLogin := ls == nil || (!freshLogin && (hasPrompt(form, "login") || maxAgeExceeded(form, ls, s.now())))
+	if needLogin {
+		if hasPrompt(form, "none") {
+			s.writeAuthorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("prompt=none was given, but nobody is signed in."))
+			return
+		}
+		s.redirectToPage(w, r, ar, challenge, pathLogin)
+		return
+	}
+	client, _ := ar.GetClient().(*clients.Client)
+	needConsent := client == nil || !client.SkipConsent
+	if needConsent && !hasPrompt(form, "consent") {
+		remembered, err := s.store.GetConsent(ctx, user.Username, ar.GetClient().GetID())
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			s.renderStorageError(w, r, err)
+			return
+		}
+		needConsent = !fosite.Arguments(remembered).Has(ar.GetRequestedScopes()...)
+	}
+	if needConsent {
+		if hasPrompt(form, "none") {
+			s.writeAuthorizeError(w, r, ar, fosite.ErrConsentRequired.WithHint("prompt=none was given, but the person has not consented."))
+			return
+		}
+		s.redirectToPage(w, r, ar, challenge, pathConsent)
+		return
+	}
+	s.finish(w, r, ar, challenge, user, ls)
+}
+
+func maxAgeExceeded(form url.Values, ls *storage.LoginSession, now time.Time) bool {
+	raw := form.Get("max_age")
+	if raw == "" {
+		return false
+	}
+	maxAge, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || maxAge < 0 {
+		return false
+	}
+	return now.Sub(ls.AuthTime) > time.Duration(maxAge)*time.Second
+}
+
+// redirectToPage keeps ar as a challenge (once) and sends the browser to
+// the login or consent page for it.
+func (s *Server) redirectToPage(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, challenge, page string) {
+	if challenge == "" {
+		raw := make([]byte, 32)
+		if _, err := rand.Read(raw); err != nil {
+			s.renderStorageError(w, r, err)
+			return
+		}
+		challenge = base64.RawURLEncoding.EncodeToString(raw)
+		if err := s.store.CreateAuthorizeChallenge(r.Context(), challenge, ar, s.now().Add(challengeLifespan)); err != nil {
+			s.renderStorageError(w, r, err)
+			return
+		}
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, page+"?challenge="+url.QueryEscape(challenge), http.StatusFound)
+}
+
+// finish grants what was asked and hands the response to fosite, which
+// issues the code (and stores the PKCE and OpenID Connect sessions).
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, challenge string, user *storage.User, ls *storage.LoginSession) {
+	ctx := r.Context()
+	for _, scope := range ar.GetRequestedScopes() {
+		ar.GrantScope(scope)
+	}
+	for _, aud := range ar.GetRequestedAudience() {
+		ar.GrantAudience(aud)
+	}
+	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, s.userSession(ar, user, ls))
+	if err != nil {
+		s.writeAuthorizeError(w, r, ar, err)
+		return
+	}
+	if challenge != "" {
+		if err := s.store.DeleteAuthorizeChallenge(ctx, challenge); err != nil {
+			s.log.WarnContext(ctx, "delete decided challenge", "error", err)
+		}
+	}
+	s.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// userSession is the session a grant of user carries: the subject, and the
+// ID token claims for the granted scopes.
+func (s *Server) userSession(ar fosite.AuthorizeRequester, user *storage.User, ls *storage.LoginSession) *openid.DefaultSession {
+	sess := newSession()
+	sess.Subject = user.Username
+	sess.Username = user.Username
+	sess.Claims = &jwt.IDTokenClaims{
+		Subject:     user.Username,
+		Issuer:      s.cfg.Issuer,
+		AuthTime:    ls.AuthTime,
+		RequestedAt: ar.GetRequestedAt(),
+		Extra:       users.ClaimsFor(user, ar.GetGrantedScopes()),
+	}
+	sess.Headers = &jwt.Headers{}
+	return sess
+}

@@ -1,0 +1,153 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"runtime"
+
+	"github.com/ory/fosite"
+
+	"github.com/latchauth/latch/storage"
+	"github.com/latchauth/latch/templates"
+	"github.com/latchauth/latch/users"
+)
+
+const (
+	pathLogin   = "/login"
+	pathConsent = "/consent"
+)
+
+// passwordChecks bounds concurrent password hashing: each argon2id check
+// takes 19 MiB, so a burst of logins must queue, not exhaust memory.
+var passwordChecks = make(chan struct{}, runtime.NumCPU())
+
+// loadChallenge returns the authorization request a page works on, or
+// shows the error page and returns nil.
+func (s *Server) loadChallenge(w http.ResponseWriter, r *http.Request) (string, fosite.AuthorizeRequester) {
+	challenge := r.FormValue("challenge")
+	if challenge == "" {
+		s.renderError(w, r, http.StatusBadRequest, "There is no sign-in in progress.",
+			"Start signing in from the application you want to use.")
+		return "", nil
+	}
+	ar, err := s.store.GetAuthorizeChallenge(r.Context(), challenge)
+	if errors.Is(err, storage.ErrNotFound) {
+		s.renderError(w, r, http.StatusBadRequest, "This sign-in has expired or was already completed.",
+			"Go back to the application and start again.")
+		return "", nil
+	}
+	if err != nil {
+		s.renderStorageError(w, r, err)
+		return "", nil
+	}
+	return challenge, ar
+}
+
+// handleLogin is GET and POST /login: the login form of an authorization
+// request in progress.
+func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	challenge, ar := s.loadChallenge(w, r)
+	if ar == nil {
+		return
+	}
+	if r.Method == http.MethodGet {
+		s.renderLogin(w, r, challenge, ar, http.StatusOK, "", "")
+		return
+	}
+	username, password := r.PostFormValue("username"), r.PostFormValue("password")
+	passwordChecks <- struct{}{}
+	user, err := s.users.Authenticate(r.Context(), username, password, r.RemoteAddr)
+	<-passwordChecks
+	switch {
+	case errors.Is(err, users.ErrRateLimited):
+		s.renderLogin(w, r, challenge, ar, http.StatusTooManyRequests, username,
+			"Too many failed attempts. Wait a few minutes, then try again.")
+		return
+	case errors.Is(err, users.ErrInvalidCredentials):
+		s.renderLogin(w, r, challenge, ar, http.StatusUnauthorized, username, "Wrong username or password.")
+		return
+	case err != nil:
+		s.renderStorageError(w, r, err)
+		return
+	}
+	ls, err := s.startSession(w, r, user.Username)
+	if err != nil {
+		s.renderStorageError(w, r, err)
+		return
+	}
+	s.proceed(w, r, ar, challenge, ls, true)
+}
+
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, challenge string, ar fosite.AuthorizeRequester, status int, username, msg string) {
+	s.render(w, r, status, func(b *bytes.Buffer) error {
+		return s.pages.Login(b, templates.LoginData{
+			Page:       s.page(r, ""),
+			Action:     pathLogin,
+			ClientName: clientName(ar.GetClient()),
+			Username:   username,
+			Error:      msg,
+			Hidden:     map[string]string{"challenge": challenge},
+		})
+	}, ar.GetRedirectURI().String())
+}
+
+// handleConsent is GET and POST /consent: the person allows or denies the
+// client the scopes it asked for.
+func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
+	challenge, ar := s.loadChallenge(w, r)
+	if ar == nil {
+		return
+	}
+	ls, err := s.currentSession(r)
+	if err != nil {
+		s.renderStorageError(w, r, err)
+		return
+	}
+	if ls == nil {
+		// Signed out meanwhile (or another browser): sign in first.
+		s.redirectToPage(w, r, ar, challenge, pathLogin)
+		return
+	}
+	user, err := s.store.GetUser(r.Context(), ls.Username)
+	if errors.Is(err, storage.ErrNotFound) {
+		s.redirectToPage(w, r, ar, challenge, pathLogin)
+		return
+	} else if err != nil {
+		s.renderStorageError(w, r, err)
+		return
+	}
+	if r.Method == http.MethodGet {
+		s.render(w, r, http.StatusOK, func(b *bytes.Buffer) error {
+			return s.pages.Consent(b, templates.ConsentData{
+				Page:       s.page(r, ""),
+				Action:     pathConsent,
+				ClientName: clientName(ar.GetClient()),
+				ClientID:   ar.GetClient().GetID(),
+				Username:   user.Username,
+				Scopes:     scopeList(ar.GetRequestedScopes()),
+				Hidden:     map[string]string{"challenge": challenge},
+			})
+		}, ar.GetRedirectURI().String())
+		return
+	}
+	switch r.PostFormValue("decision") {
+	case "allow":
+	case "deny":
+		if err := s.store.DeleteAuthorizeChallenge(r.Context(), challenge); err != nil {
+			s.log.WarnContext(r.Context(), "delete denied challenge", "error", err)
+		}
+		s.writeAuthorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The person denied the request."))
+		return
+	default:
+		s.renderError(w, r, http.StatusBadRequest, "Choose Allow or Deny.", "")
+		return
+	}
+	if r.PostFormValue("remember") == "true" {
+		if err := s.store.SaveConsent(r.Context(), user.Username, ar.GetClient().GetID(), ar.GetRequestedScopes()); err != nil {
+			s.renderStorageError(w, r, err)
+			return
+		}
+	}
+	s.finish(w, r, ar, challenge, user, ls)
+}

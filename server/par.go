@@ -1,0 +1,36 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/ory/fosite"
+)
+
+// handlePAR is POST /oauth2/par (RFC 9126): fosite's three steps. The
+// client authenticates; the answer is 201 with request_uri and expires_in;
+// the authorization endpoint accepts the request_uri once.
+func (s *Server) handlePAR(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if err := r.ParseForm(); err != nil {
+		s.writeOAuthError(ctx, w, r, fosite.ErrInvalidRequest.WithHint("The request body is not a valid form.").WithWrap(err))
+		return
+	}
+	if err := checkClientAuthPresent(r, r.PostForm); err != nil {
+		s.writeOAuthError(ctx, w, r, err)
+		return
+	}
+	ar, err := s.oauth.NewPushedAuthorizeRequest(ctx, r)
+	if err == nil && !redirectExact(ar) {
+		err = fosite.ErrInvalidRequest.WithHint("The 'redirect_uri' parameter does not match any of the client's registered redirect URIs.")
+	}
+	if err != nil {
+		s.writeOAuthError(ctx, w, r, err)
+		return
+	}
+	resp, err := s.oauth.NewPushedAuthorizeResponse(ctx, ar, newSession())
+	if err != nil {
+		s.writeOAuthError(ctx, w, r, err)
+		return
+	}
+	s.oauth.WritePushedAuthorizeResponse(ctx, w, ar, resp)
+}
