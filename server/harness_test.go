@@ -73,13 +73,16 @@ func withStoreWrapper(wrap func(storage.Store) storage.Store) option {
 	return func(o *serverOptions) { o.wrap = wrap }
 }
 
-// newTestServer starts a server with the five test clients:
+// newTestServer starts a server with the test clients and users:
 //
 //	basic-client        client_secret_basic; client_credentials, refresh_token
 //	post-client         client_secret_post;  client_credentials, refresh_token
 //	other-client        client_secret_basic; client_credentials, refresh_token
 //	refresh-only-client client_secret_basic; refresh_token (no client_credentials)
-//	public-client       none; authorization_code, refresh_token
+//	public-client       none; authorization_code, refresh_token (PKCE)
+//	web-client          client_secret_basic; authorization_code, refresh_token
+//	skip-client         like web-client, with skip_consent
+//	users alice / alice-password and bob / bob-password (see createUsers)
 func newTestServer(t *testing.T, opts ...option) *testServer {
 	t.Helper()
 	o := serverOptions{
@@ -105,6 +108,7 @@ func startServer(t *testing.T, o serverOptions) *testServer {
 	secrets := o.secrets
 	if secrets == nil {
 		secrets = createClients(t, &clients.Manager{Store: st, Hasher: hasher})
+		createUsers(t, st)
 	}
 
 	httpSrv := httptest.NewUnstartedServer(nil)
@@ -163,9 +167,17 @@ func createClients(t *testing.T, m *clients.Manager) map[string]string {
 			GrantTypes: []string{"client_credentials", "refresh_token"}, Scopes: []string{"read", "write", "offline_access"}},
 		{ID: "refresh-only-client", TokenEndpointAuthMethod: clients.AuthMethodBasic,
 			GrantTypes: []string{"refresh_token"}, Scopes: []string{"read", "offline_access"}},
-		{ID: "public-client", TokenEndpointAuthMethod: clients.AuthMethodNone,
+		{ID: "public-client", Name: "Public App", TokenEndpointAuthMethod: clients.AuthMethodNone,
 			GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
-			RedirectURIs: []string{"http://127.0.0.1:5555/cb"}, Scopes: []string{"openid", "read", "offline_access"}},
+			RedirectURIs: []string{"http://127.0.0.1:5555/cb"}, PostLogoutRedirectURIs: []string{"http://127.0.0.1:5555/bye"},
+			Scopes: []string{"openid", "profile", "email", "groups", "read", "offline_access"}},
+		{ID: "web-client", Name: "Web App", TokenEndpointAuthMethod: clients.AuthMethodBasic,
+			GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
+			RedirectURIs: []string{"http://127.0.0.1:5555/cb", "https://app.example.com/cb"}, PostLogoutRedirectURIs: []string{"http://127.0.0.1:5555/bye"},
+			Scopes: []string{"openid", "profile", "email", "groups", "read", "offline_access"}},
+		{ID: "skip-client", Name: "Trusted App", TokenEndpointAuthMethod: clients.AuthMethodBasic, SkipConsent: true,
+			GrantTypes: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
+			RedirectURIs: []string{"http://127.0.0.1:5555/cb"}, Scopes: []string{"openid", "profile", "email", "offline_access"}},
 	}
 	secrets := map[string]string{}
 	for _, c := range all {
