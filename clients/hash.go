@@ -13,8 +13,8 @@ import (
 	"sync"
 
 	"github.com/ory/fosite"
-	"golang.org/x/crypto/argon2"
-	"golang.org/x/crypto/bcrypt"
+
+	"github.com/latchauth/latch/passhash"
 )
 
 // How a client secret is stored. The choice is made by where the secret
@@ -33,16 +33,7 @@ import (
 //     the stored hash, so a rotated or deleted secret never matches an old
 //     entry, on any instance.
 const (
-	prefixSHA256   = "sha256$"
-	prefixArgon2id = "$argon2id$"
-)
-
-// argon2id parameters: the OWASP recommendation of 19 MiB, 2 passes.
-const (
-	argonTime    = 2
-	argonMemory  = 19 * 1024
-	argonThreads = 1
-	argonKeyLen  = 32
+	prefixSHA256 = "sha256$"
 )
 
 // ErrMismatch is returned when a secret does not match its hash.
@@ -63,15 +54,9 @@ func HashGenerated(secret string) string {
 	return prefixSHA256 + base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// HashChosen hashes a secret a person chose, with argon2id.
+// HashChosen hashes a secret a person chose, with argon2id (passhash).
 func HashChosen(secret string) (string, error) {
-	salt := make([]byte, 16)
-	if _, err := rand.Read(salt); err != nil {
-		return "", fmt.Errorf("clients: salt: %w", err)
-	}
-	key := argon2.IDKey([]byte(secret), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
-		base64.RawStdEncoding.EncodeToString(salt), base64.RawStdEncoding.EncodeToString(key)), nil
+	return passhash.Hash(secret)
 }
 
 // Hasher checks client secrets for fosite (fosite.Hasher). It is safe for
@@ -103,13 +88,13 @@ func (h *Hasher) Compare(_ context.Context, hash, data []byte) error {
 			return nil
 		}
 		return ErrMismatch
-	case strings.HasPrefix(stored, prefixArgon2id), isBcrypt(stored):
+	case passhash.IsHash(stored):
 		key := cacheKey(hash, data)
 		if h.cache.has(key) {
 			return nil
 		}
-		if err := compareSlow(stored, data); err != nil {
-			return err
+		if passhash.Verify(stored, string(data)) != nil {
+			return ErrMismatch
 		}
 		h.cache.add(key)
 		return nil
@@ -119,46 +104,9 @@ func (h *Hasher) Compare(_ context.Context, hash, data []byte) error {
 	}
 }
 
-func isBcrypt(s string) bool {
-	return strings.HasPrefix(s, "$2a$") || strings.HasPrefix(s, "$2b$") || strings.HasPrefix(s, "$2y$")
-}
-
-func compareSlow(stored string, data []byte) error {
-	if isBcrypt(stored) {
-		if bcrypt.CompareHashAndPassword([]byte(stored), data) != nil {
-			return ErrMismatch
-		}
-		return nil
-	}
-	// $argon2id$v=19$m=...,t=...,p=...$salt$key
-	parts := strings.Split(stored, "$")
-	if len(parts) != 6 {
-		return ErrMismatch
-	}
-	var version int
-	var mem, iter uint32
-	var threads uint8
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
-		return ErrMismatch
-	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &mem, &iter, &threads); err != nil {
-		return ErrMismatch
-	}
-	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])
-	want, err2 := base64.RawStdEncoding.DecodeString(parts[5])
-	if err1 != nil || err2 != nil || len(want) == 0 || mem == 0 || mem > 1<<20 || iter == 0 || iter > 16 || threads == 0 {
-		return ErrMismatch
-	}
-	got := argon2.IDKey(data, salt, iter, mem, threads, uint32(len(want)))
-	if subtle.ConstantTimeCompare(got, want) != 1 {
-		return ErrMismatch
-	}
-	return nil
-}
-
 // IsHash reports whether s is in one of the stored formats above.
 func IsHash(s string) bool {
-	return strings.HasPrefix(s, prefixSHA256) || strings.HasPrefix(s, prefixArgon2id) || isBcrypt(s)
+	return strings.HasPrefix(s, prefixSHA256) || passhash.IsHash(s)
 }
 
 func cacheKey(hash, data []byte) [32]byte {
