@@ -1,15 +1,15 @@
 package config
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
 	"os"
-	"regexp"
 	"strings"
 
 	jose "github.com/go-jose/go-jose/v3"
+
+	"github.com/latchauth/latch/passhash"
 )
 
 // The grant types and token endpoint auth methods a client may use; the
@@ -177,28 +177,9 @@ func (p *problems) users(list []User) {
 	}
 }
 
-var (
-	bcryptRe   = regexp.MustCompile(`^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$`)
-	argon2idRe = regexp.MustCompile(`^\$argon2id\$v=19\$m=[1-9][0-9]*,t=[1-9][0-9]*,p=[1-9][0-9]*\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$`)
-)
-
-// isPasswordHash accepts the modular crypt format of bcrypt and the PHC
-// string format of argon2id (salt and hash in unpadded standard base64).
-func isPasswordHash(h string) bool {
-	if bcryptRe.MatchString(h) {
-		return true
-	}
-	m := argon2idRe.FindStringSubmatch(h)
-	if m == nil {
-		return false
-	}
-	for _, part := range m[1:] {
-		if _, err := base64.RawStdEncoding.DecodeString(part); err != nil {
-			return false
-		}
-	}
-	return true
-}
+// isPasswordHash accepts exactly the hashes passhash can verify (bcrypt,
+// argon2id), so a password_hash that could never match is refused at load.
+func isPasswordHash(h string) bool { return passhash.IsHash(h) }
 
 // jwksProblems accepts a JSON Web Key Set of valid public keys only: a
 // private key in a config file is a leak, and a symmetric one cannot verify
