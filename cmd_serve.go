@@ -62,6 +62,10 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 	if err := validate(f); err != nil {
 		return err
 	}
+	if !f.Tokens.RefreshTokenRotation {
+		// fosite rotates on every refresh; saying otherwise would be a lie.
+		return fmt.Errorf("tokens.refresh_token_rotation: false is not supported yet; refresh tokens always rotate")
+	}
 	log := newLogger(f, c.stderr)
 
 	ln, err := net.Listen("tcp", f.Listen)
