@@ -30,3 +30,18 @@ func checkClientAuthPresent(r *http.Request, form url.Values) error {
 	}
 	return nil
 }
+
+// readClientForm parses the form of a request to an endpoint that
+// authenticates clients and checks that credentials are there at all; on
+// failure it has written the error and returns false.
+func (s *Server) readClientForm(w http.ResponseWriter, r *http.Request) bool {
+	if err := r.ParseForm(); err != nil {
+		s.writeOAuthError(r.Context(), w, r, fosite.ErrInvalidRequest.WithHint("The request body is not a valid form.").WithWrap(err))
+		return false
+	}
+	if err := checkClientAuthPresent(r, r.PostForm); err != nil {
+		s.writeOAuthError(r.Context(), w, r, err)
+		return false
+	}
+	return true
+}

@@ -11,12 +11,7 @@ import (
 // the authorization endpoint accepts the request_uri once.
 func (s *Server) handlePAR(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if err := r.ParseForm(); err != nil {
-		s.writeOAuthError(ctx, w, r, fosite.ErrInvalidRequest.WithHint("The request body is not a valid form.").WithWrap(err))
-		return
-	}
-	if err := checkClientAuthPresent(r, r.PostForm); err != nil {
-		s.writeOAuthError(ctx, w, r, err)
+	if !s.readClientForm(w, r) {
 		return
 	}
 	ar, err := s.oauth.NewPushedAuthorizeRequest(ctx, r)

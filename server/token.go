@@ -13,12 +13,7 @@ import (
 // client_credentials request.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if err := r.ParseForm(); err != nil {
-		s.writeOAuthError(ctx, w, r, fosite.ErrInvalidRequest.WithHint("The request body is not a valid form.").WithWrap(err))
-		return
-	}
-	if err := checkClientAuthPresent(r, r.PostForm); err != nil {
-		s.writeOAuthError(ctx, w, r, err)
+	if !s.readClientForm(w, r) {
 		return
 	}
 	if !s.grantSupported(ctx, r.PostForm.Get("grant_type")) {
