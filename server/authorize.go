@@ -28,6 +28,7 @@ const challengeLifespan = 30 * time.Minute
 // finish it from there.
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	onlyPushedParameters(r)
 	ar, err := s.oauth.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		s.writeAuthorizeError(w, r, ar, err)
@@ -37,12 +38,31 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.writeAuthorizeError(w, r, ar, fosite.ErrInvalidRequest)
 		return
 	}
+	// fosite checks the nonce's length only when it signs the ID token, at
+	// the token endpoint, after the code is spent; refuse it here instead.
+	if n := ar.GetRequestForm().Get("nonce"); n != "" && len(n) < s.oauth.Config.GetMinParameterEntropy(ctx) {
+		s.writeAuthorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHintf("The 'nonce' must be at least %d characters long.", s.oauth.Config.GetMinParameterEntropy(ctx)))
+		return
+	}
 	session, err := s.currentSession(r)
 	if err != nil {
 		s.renderStorageError(w, r, err)
 		return
 	}
 	s.proceed(w, r, ar, "", session, false)
+}
+
+// onlyPushedParameters drops every parameter but client_id and request_uri
+// from a request that names a pushed request: RFC 9126 §4 (with RFC 9101
+// §5) says only the pushed parameters count, while fosite lays them over
+// the query and keeps whatever else the query says (prompt=none, say).
+func onlyPushedParameters(r *http.Request) {
+	if err := r.ParseForm(); err != nil || r.Form.Get("request_uri") == "" {
+		return
+	}
+	keep := url.Values{"client_id": r.Form["client_id"], "request_uri": r.Form["request_uri"]}
+	r.Form, r.PostForm = keep, url.Values{}
+	r.URL.RawQuery = keep.Encode()
 }
 
 // redirectExact reports whether ar's redirect URI is one the client
@@ -79,7 +99,24 @@ func (s *Server) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar 
 		s.renderError(w, r, http.StatusBadRequest, msg, rfc.GetDescription())
 		return
 	}
+	formPostHeaders(w, ar)
 	s.oauth.WriteAuthorizeError(r.Context(), w, ar, rfc)
+}
+
+// formPostHeaders secures the page fosite writes for response_mode
+// form_post, which auto-submits the code to the client: nothing may frame
+// it, and its form may post only to the client's redirect URI. fosite's
+// page submits itself from an inline onload handler, hence the script-src.
+func formPostHeaders(w http.ResponseWriter, ar fosite.AuthorizeRequester) {
+	if ar.GetResponseMode() != fosite.ResponseModeFormPost || ar.GetRedirectURI() == nil {
+		return
+	}
+	u := ar.GetRedirectURI()
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; form-action "+u.Scheme+"://"+u.Host+"; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
 }
 
 // proceed decides what the authorization request ar needs next: a login,
@@ -166,6 +203,19 @@ func (s *Server) redirectToPage(w http.ResponseWriter, r *http.Request, ar fosit
 // issues the code (and stores the PKCE and OpenID Connect sessions).
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, challenge string, user *storage.User, ls *storage.LoginSession) {
 	ctx := r.Context()
+	if challenge != "" {
+		// Claim the challenge before issuing anything: a double-clicked
+		// Allow must not issue two codes.
+		err := s.store.DeleteAuthorizeChallenge(ctx, challenge)
+		if errors.Is(err, storage.ErrNotFound) {
+			s.renderError(w, r, http.StatusBadRequest, "This sign-in has expired or was already completed.",
+				"Go back to the application and start again.")
+			return
+		} else if err != nil {
+			s.renderStorageError(w, r, err)
+			return
+		}
+	}
 	for _, scope := range ar.GetRequestedScopes() {
 		ar.GrantScope(scope)
 	}
@@ -177,11 +227,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 		s.writeAuthorizeError(w, r, ar, err)
 		return
 	}
-	if challenge != "" {
-		if err := s.store.DeleteAuthorizeChallenge(ctx, challenge); err != nil {
-			s.log.WarnContext(ctx, "delete decided challenge", "error", err)
-		}
-	}
+	formPostHeaders(w, ar)
 	s.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)
 }
 

@@ -50,10 +50,7 @@ func (ts *testServer) newBrowser(t *testing.T) *browser {
 
 func (b *browser) do(t *testing.T, req *http.Request) response {
 	t.Helper()
-	saved := b.ts.http
-	b.ts.http = b.client
-	defer func() { b.ts.http = saved }()
-	return b.ts.do(t, req)
+	return b.ts.doWith(t, b.client, req)
 }
 
 // get fetches target, a path of the server or an absolute URL.

@@ -233,7 +233,13 @@ var stackTrace = regexp.MustCompile(`goroutine \d+|\.go:\d+|runtime/debug|panic\
 // through here, so none may carry a stack trace.
 func (ts *testServer) do(t *testing.T, req *http.Request) response {
 	t.Helper()
-	res, err := ts.http.Do(req)
+	return ts.doWith(t, ts.http, req)
+}
+
+// doWith is do with another client (a browser's, with its cookie jar).
+func (ts *testServer) doWith(t *testing.T, client *http.Client, req *http.Request) response {
+	t.Helper()
+	res, err := client.Do(req)
 	require.NoError(t, err, "%s %s", req.Method, req.URL.Path)
 	defer res.Body.Close()
 	body, err := io.ReadAll(res.Body)

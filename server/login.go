@@ -65,6 +65,8 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 			"Too many failed attempts. Wait a few minutes, then try again.")
 		return
 	case errors.Is(err, users.ErrInvalidCredentials):
+		// RFC 9110 §15.5.2: a 401 names how to authenticate; here, the form.
+		w.Header().Set("WWW-Authenticate", `Form realm="latch"`)
 		s.renderLogin(w, r, challenge, ar, http.StatusUnauthorized, username, "Wrong username or password.")
 		return
 	case err != nil:
@@ -134,8 +136,9 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	switch r.PostFormValue("decision") {
 	case "allow":
 	case "deny":
-		if err := s.store.DeleteAuthorizeChallenge(r.Context(), challenge); err != nil {
-			s.log.WarnContext(r.Context(), "delete denied challenge", "error", err)
+		if err := s.store.DeleteAuthorizeChallenge(r.Context(), challenge); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			s.renderStorageError(w, r, err)
+			return
 		}
 		s.writeAuthorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The person denied the request."))
 		return

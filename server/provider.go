@@ -14,6 +14,9 @@ import (
 	"github.com/ory/fosite/handler/pkce"
 	"github.com/ory/fosite/token/hmac"
 	"github.com/ory/fosite/token/jwt"
+
+	"github.com/latchauth/latch/storage"
+	"github.com/latchauth/latch/users"
 )
 
 // parRequestURIPrefix is RFC 9126's request_uri scheme.
@@ -83,7 +86,7 @@ func newProvider(cfg Config, signer jwt.Signer) *fosite.Fosite {
 	fc.TokenEndpointHandlers.Append(refreshScopes{&oauth2.RefreshTokenGrantHandler{
 		AccessTokenStrategy:    strategy,
 		RefreshTokenStrategy:   strategy,
-		TokenRevocationStorage: store,
+		TokenRevocationStorage: keepRefreshScope{store},
 		Config:                 fc,
 	}})
 	fc.TokenEndpointHandlers.Append(&openid.OpenIDConnectRefreshHandler{IDTokenHandleHelper: idHelper, Config: fc})
@@ -122,7 +125,10 @@ func (g grantListed) HandleTokenEndpointRequest(ctx context.Context, ar fosite.A
 
 // refreshScopes adds RFC 6749 §6's scope parameter to fosite's refresh
 // grant, which ignores it: a refresh may narrow the granted scopes, never
-// widen them. The narrowed set is what the new tokens carry.
+// widen them. The new access token and ID token carry the narrowed scopes
+// (and only the claims those scopes release); the new refresh token keeps
+// the scopes and session of the old one, as §6 requires, through
+// keepRefreshScope.
 type refreshScopes struct {
 	*oauth2.RefreshTokenGrantHandler
 }
@@ -143,8 +149,46 @@ func (h refreshScopes) HandleTokenEndpointRequest(ctx context.Context, ar fosite
 		}
 		narrowed = append(narrowed, scope)
 	}
-	if req, ok := ar.(*fosite.AccessRequest); ok {
-		req.GrantedScope = narrowed
+	req, ok := ar.(*fosite.AccessRequest)
+	kept, okKept := ctx.Value(refreshScopeKey{}).(*refreshScope)
+	if !ok || !okKept {
+		return fosite.ErrServerError.WithDebug("refresh scope narrowing needs the token endpoint's context")
+	}
+	kept.scopes, kept.session = granted, ar.GetSession().Clone()
+	req.GrantedScope = narrowed
+	if sess, ok := ar.GetSession().(*openid.DefaultSession); ok && sess.Claims != nil {
+		sess.Claims.Extra = users.NarrowClaims(sess.Claims.Extra, narrowed)
 	}
 	return nil
+}
+
+// refreshScope carries, from a narrowing refresh to the store, what the
+// new refresh token must keep.
+type refreshScope struct {
+	scopes  fosite.Arguments
+	session fosite.Session
+}
+
+type refreshScopeKey struct{}
+
+// withRefreshScope prepares ctx for one token request.
+func withRefreshScope(ctx context.Context) context.Context {
+	return context.WithValue(ctx, refreshScopeKey{}, &refreshScope{})
+}
+
+// keepRefreshScope is the refresh grant's store: a new refresh token is
+// stored with the scopes and session of the grant, not the narrowed ones.
+type keepRefreshScope struct {
+	storage.Store
+}
+
+func (k keepRefreshScope) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error {
+	if kept, ok := ctx.Value(refreshScopeKey{}).(*refreshScope); ok && kept.scopes != nil {
+		if req, ok := r.(*fosite.Request); ok {
+			cp := *req
+			cp.GrantedScope, cp.Session = kept.scopes, kept.session
+			r = &cp
+		}
+	}
+	return k.Store.CreateRefreshTokenSession(ctx, signature, accessSignature, r)
 }

@@ -12,7 +12,7 @@ import (
 // leaves to the server — the subject and the scopes granted to a
 // client_credentials request.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
+	ctx := withRefreshScope(r.Context())
 	if !s.readClientForm(w, r) {
 		return
 	}

@@ -108,7 +108,16 @@ func (s *GormStore) GetAuthorizeChallenge(ctx context.Context, id string) (fosit
 	return s.toAuthorizeRequest(ctx, row, nil)
 }
 
-// DeleteAuthorizeChallenge removes a challenge once it is decided.
+// DeleteAuthorizeChallenge removes a challenge once it is decided. It
+// returns ErrNotFound when there was none, so that of two requests deciding
+// one challenge at once exactly one goes on.
 func (s *GormStore) DeleteAuthorizeChallenge(ctx context.Context, id string) error {
-	return s.deleteRequest(ctx, tableChallenge, hashKey(id))
+	res := s.writer(ctx).Table(tableChallenge).Where("signature = ?", hashKey(id)).Delete(&requestRow{})
+	if res.Error != nil {
+		return translate(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fosite.ErrNotFound
+	}
+	return nil
 }

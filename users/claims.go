@@ -18,6 +18,31 @@ var reservedClaims = map[string]bool{
 	"client_id": true, "scope": true, "cnf": true,
 }
 
+// scopeClaims are the standard claims each scope releases.
+var scopeClaims = map[string][]string{
+	"profile": {"name", "preferred_username"},
+	"email":   {"email", "email_verified"},
+	"groups":  {"groups"},
+}
+
+// NarrowClaims returns a copy of claims without the standard claims of the
+// scopes not in scopes: what an ID token may still say after a refresh
+// narrowed its scopes. Custom claims stay.
+func NarrowClaims(claims map[string]any, scopes []string) map[string]any {
+	out := make(map[string]any, len(claims))
+	for k, v := range claims {
+		out[k] = v
+	}
+	for scope, names := range scopeClaims {
+		if !slices.Contains(scopes, scope) {
+			for _, k := range names {
+				delete(out, k)
+			}
+		}
+	}
+	return out
+}
+
 // ClaimsFor returns the OIDC claims of u for the granted scopes, for ID
 // tokens and userinfo. It does not set sub (the caller's: the username) or
 // any other reserved claim.
@@ -42,8 +67,10 @@ func ClaimsFor(u *storage.User, scopes []string) map[string]any {
 	}
 	// A custom claim never stands in for a standard one whose scope was
 	// not granted (an email without the email scope).
-	for _, k := range []string{"name", "preferred_username", "email", "email_verified", "groups"} {
-		delete(claims, k)
+	for _, names := range scopeClaims {
+		for _, k := range names {
+			delete(claims, k)
+		}
 	}
 	if slices.Contains(scopes, "profile") {
 		if u.Name != "" {

@@ -81,3 +81,15 @@ func TestClaimsForCopies(t *testing.T) {
 		t.Fatalf("ClaimsFor result aliases the user: %+v", u)
 	}
 }
+
+func TestNarrowClaims(t *testing.T) {
+	full := map[string]any{"name": "A", "preferred_username": "a", "email": "a@x", "email_verified": true, "groups": []string{"g"}, "department": "eng"}
+	got := users.NarrowClaims(full, []string{"openid", "email"})
+	want := map[string]any{"email": "a@x", "email_verified": true, "department": "eng"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("NarrowClaims = %v, want %v", got, want)
+	}
+	if _, ok := full["name"]; !ok {
+		t.Fatal("NarrowClaims changed its argument")
+	}
+}

@@ -103,6 +103,7 @@ func testAuthorizeChallenges(t *testing.T, s storage.Store) {
 	require.NoError(t, s.DeleteAuthorizeChallenge(ctx(t), "challenge-1"))
 	_, err = s.GetAuthorizeChallenge(ctx(t), "challenge-1")
 	requireNotFound(t, err, "decided challenge")
+	requireNotFound(t, s.DeleteAuthorizeChallenge(ctx(t), "challenge-1"), "deciding a challenge twice")
 }
 
 // RunRefreshGrace checks the refresh_token_grace_period behaviour on a
