@@ -156,6 +156,7 @@ func runtimeConfig(f config.File, st storage.Store, log *slog.Logger, hasher *cl
 		AuthorizeCodeLifespan: f.Tokens.AuthorizeCodeLifespan.Duration,
 		IDTokenLifespan:       f.Tokens.IDTokenLifespan.Duration,
 		Hasher:                hasher,
+		SigningAlgorithm:      f.Tokens.IDTokenSigningAlg,
 	}
 }
 

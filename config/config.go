@@ -89,6 +89,9 @@ type Tokens struct {
 	AccessTokenFormat       string   `yaml:"access_token_format"` // opaque | jwt
 	RefreshTokenRotation    bool     `yaml:"refresh_token_rotation"`
 	RefreshTokenGracePeriod Duration `yaml:"refresh_token_grace_period"`
+	// IDTokenSigningAlg is the algorithm of keys generated from now on:
+	// RS256 or ES256. Not in SPEC's schema; Latch's addition.
+	IDTokenSigningAlg string `yaml:"id_token_signing_alg"`
 }
 
 // Registration is RFC 7591 dynamic client registration.
@@ -192,6 +195,7 @@ func Default() File {
 			IDTokenLifespan:       Duration{time.Hour},
 			DeviceCodeLifespan:    Duration{10 * time.Minute},
 			AccessTokenFormat:     "opaque",
+			IDTokenSigningAlg:     "RS256",
 			RefreshTokenRotation:  true,
 		},
 	}

@@ -98,7 +98,7 @@ func TestEnvNames(t *testing.T) {
 		"LATCH_ISSUER", "LATCH_LISTEN", "LATCH_INSECURE_HTTP", "LATCH_TLS_KEY_FILE", "LATCH_SHUTDOWN_TIMEOUT",
 		"LATCH_LOG_FORMAT", "LATCH_JANITOR_INTERVAL", "LATCH_DATABASE_DRIVER", "LATCH_DATABASE_DSN",
 		"LATCH_SECRETS_SYSTEM", "LATCH_ADMIN_TOKEN", "LATCH_TOKENS_DEVICE_CODE_LIFESPAN",
-		"LATCH_TOKENS_REFRESH_TOKEN_GRACE_PERIOD", "LATCH_REGISTRATION_INITIAL_ACCESS_TOKEN",
+		"LATCH_TOKENS_REFRESH_TOKEN_GRACE_PERIOD", "LATCH_TOKENS_ID_TOKEN_SIGNING_ALG", "LATCH_REGISTRATION_INITIAL_ACCESS_TOKEN",
 	} {
 		if !strings.Contains(all, " "+want+" ") {
 			t.Errorf("EnvNames lacks %s", want)
@@ -109,7 +109,7 @@ func TestEnvNames(t *testing.T) {
 			t.Errorf("lists have no variables, got %s", n)
 		}
 	}
-	if len(names) != 23 {
-		t.Errorf("got %d names, want 23: %v", len(names), names)
+	if len(names) != 24 {
+		t.Errorf("got %d names, want 24: %v", len(names), names)
 	}
 }

@@ -104,6 +104,7 @@ func (p *problems) tokens(t Tokens) {
 	}
 	p.oneOf("tokens.access_token_format", t.AccessTokenFormat, "opaque", "jwt")
 	p.atLeast("tokens.refresh_token_grace_period", t.RefreshTokenGracePeriod, 0)
+	p.oneOf("tokens.id_token_signing_alg", t.IDTokenSigningAlg, "RS256", "ES256")
 }
 
 func (p *problems) trustedIssuers(list []TrustedIssuer) {
