@@ -29,7 +29,7 @@ func checkHead(t *testing.T, doc *html.Node) {
 			charset = true
 		case attr(m, "name") == "viewport" && strings.Contains(attr(m, "content"), "width=device-width"):
 			viewport = true
-		case attr(m, "name") == "referrer" && attr(m, "content") == "no-referrer":
+		case attr(m, "name") == "referrer" && attr(m, "content") == "same-origin":
 			referrer = true
 		}
 	}
