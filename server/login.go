@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
-	"runtime"
 
 	"github.com/ory/fosite"
 
@@ -17,10 +16,6 @@ const (
 	pathLogin   = "/login"
 	pathConsent = "/consent"
 )
-
-// passwordChecks bounds concurrent password hashing: each argon2id check
-// takes 19 MiB, so a burst of logins must queue, not exhaust memory.
-var passwordChecks = make(chan struct{}, runtime.NumCPU())
 
 // loadChallenge returns the authorization request a page works on, or
 // shows the error page and returns nil.
@@ -56,9 +51,9 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	username, password := r.PostFormValue("username"), r.PostFormValue("password")
-	passwordChecks <- struct{}{}
+	s.passwordChecks <- struct{}{}
 	user, err := s.users.Authenticate(r.Context(), username, password, r.RemoteAddr)
-	<-passwordChecks
+	<-s.passwordChecks
 	switch {
 	case errors.Is(err, users.ErrRateLimited):
 		s.renderLogin(w, r, challenge, ar, http.StatusTooManyRequests, username,

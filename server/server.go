@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"time"
 
@@ -76,6 +77,10 @@ type Server struct {
 	pages   *templates.Templates
 	cookies *securecookie.SecureCookie
 	secure  bool // the issuer is https: cookies are Secure
+	// passwordChecks bounds concurrent password hashing: each argon2id
+	// check takes 19 MiB, so a burst of logins queues instead of
+	// exhausting memory.
+	passwordChecks chan struct{}
 }
 
 // New assembles a Server. It loads (or creates) the system secret, so the
@@ -151,6 +156,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		users:  &users.Authenticator{Store: cfg.Store, Limiter: users.NewLimiter(cfg.LoginLimits)},
 		pages:  pages,
 		secure: issuer.Scheme == "https",
+
+		passwordChecks: make(chan struct{}, runtime.NumCPU()),
 	}
 	s.cookies = securecookie.New(derive(cfg.SystemSecret, "latch session cookie"), nil)
 	s.cookies.MaxAge(int(cfg.LoginSessionLifespan / time.Second))
