@@ -1,0 +1,76 @@
+package storage
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm/clause"
+)
+
+// Signing keys and the system secret.
+
+type signingKeyRow struct {
+	KID        string `gorm:"primaryKey;column:kid"`
+	Algorithm  string
+	PrivateJWK string `gorm:"column:private_jwk"`
+	CreatedAt  time.Time
+	RetiredAt  *time.Time
+	ExpiresAt  *time.Time
+}
+
+func (signingKeyRow) TableName() string { return "signing_keys" }
+
+func (s *GormStore) CreateSigningKey(ctx context.Context, k *SigningKey) error {
+	if k.CreatedAt.IsZero() {
+		k.CreatedAt = s.now().UTC().Truncate(time.Microsecond)
+	}
+	row := signingKeyRow{KID: k.KID, Algorithm: k.Algorithm, PrivateJWK: string(k.PrivateJWK), CreatedAt: k.CreatedAt.UTC(),
+		RetiredAt: utcPtr(k.RetiredAt), ExpiresAt: utcPtr(k.ExpiresAt)}
+	return translate(s.writer(ctx).Create(&row).Error)
+}
+
+func (s *GormStore) ListSigningKeys(ctx context.Context, now time.Time) ([]*SigningKey, error) {
+	var rows []signingKeyRow
+	err := s.reader(ctx).Where("expires_at IS NULL OR expires_at > ?", now.UTC()).Order("created_at DESC, kid").Find(&rows).Error
+	if err != nil {
+		return nil, translate(err)
+	}
+	out := make([]*SigningKey, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, &SigningKey{KID: r.KID, Algorithm: r.Algorithm, PrivateJWK: []byte(r.PrivateJWK),
+			CreatedAt: r.CreatedAt, RetiredAt: r.RetiredAt, ExpiresAt: r.ExpiresAt})
+	}
+	return out, nil
+}
+
+func (s *GormStore) RetireSigningKeys(ctx context.Context, retiredAt, expiresAt time.Time) error {
+	return translate(s.writer(ctx).Model(&signingKeyRow{}).Where("retired_at IS NULL").
+		Updates(map[string]any{"retired_at": retiredAt.UTC(), "expires_at": expiresAt.UTC()}).Error)
+}
+
+type settingRow struct {
+	Name  string `gorm:"primaryKey"`
+	Value string
+}
+
+func (settingRow) TableName() string { return "settings" }
+
+// SystemSecret inserts candidate unless a secret is stored, then reads back
+// whichever won: instances starting together agree on one secret.
+func (s *GormStore) SystemSecret(ctx context.Context, candidate []byte) ([]byte, error) {
+	row := settingRow{Name: "system_secret", Value: base64.RawStdEncoding.EncodeToString(candidate)}
+	if err := s.writer(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+		return nil, translate(err)
+	}
+	var stored settingRow
+	if err := s.writer(ctx).Where("name = ?", "system_secret").Take(&stored).Error; err != nil {
+		return nil, translate(err)
+	}
+	secret, err := base64.RawStdEncoding.DecodeString(stored.Value)
+	if err != nil {
+		return nil, fmt.Errorf("%w: decode system secret: %v", ErrUnavailable, err)
+	}
+	return secret, nil
+}

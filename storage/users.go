@@ -1,0 +1,113 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/ory/fosite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Users.
+
+type userRow struct {
+	Username      string `gorm:"primaryKey"`
+	PasswordHash  string
+	Email         string
+	EmailVerified bool
+	Name          string
+	GroupsJSON    string
+	ClaimsJSON    string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+func (userRow) TableName() string { return "users" }
+
+func (s *GormStore) UpsertUser(ctx context.Context, u *User) error {
+	groups, err := json.Marshal(nonNil(u.Groups))
+	if err != nil {
+		return err
+	}
+	claims := u.Claims
+	if claims == nil {
+		claims = map[string]any{}
+	}
+	claimsJSON, err := json.Marshal(claims)
+	if err != nil {
+		return fmt.Errorf("storage: encode claims of %s: %w", u.Username, err)
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	if u.CreatedAt.IsZero() {
+		u.CreatedAt = now
+	}
+	u.UpdatedAt = now
+	row := userRow{Username: u.Username, PasswordHash: u.PasswordHash, Email: u.Email, EmailVerified: u.EmailVerified,
+		Name: u.Name, GroupsJSON: string(groups), ClaimsJSON: string(claimsJSON), CreatedAt: u.CreatedAt.UTC(), UpdatedAt: now}
+	return s.inTx(ctx, func(tx *gorm.DB) error {
+		err := tx.Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "username"}},
+			DoUpdates: clause.AssignmentColumns([]string{"password_hash", "email", "email_verified", "name", "groups_json", "claims_json", "updated_at"}),
+		}).Create(&row).Error
+		if err != nil {
+			return translate(err)
+		}
+		// An existing user keeps its creation time; hand it back.
+		var stored userRow
+		if err := tx.Select("created_at").Where("username = ?", u.Username).Take(&stored).Error; err != nil {
+			return translate(err)
+		}
+		u.CreatedAt = stored.CreatedAt
+		return nil
+	})
+}
+
+func (s *GormStore) GetUser(ctx context.Context, username string) (*User, error) {
+	var row userRow
+	if err := s.reader(ctx).Where("username = ?", username).Take(&row).Error; err != nil {
+		return nil, translate(err)
+	}
+	return row.user()
+}
+
+func (r *userRow) user() (*User, error) {
+	u := &User{Username: r.Username, PasswordHash: r.PasswordHash, Email: r.Email, EmailVerified: r.EmailVerified,
+		Name: r.Name, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	if err := json.Unmarshal([]byte(r.GroupsJSON), &u.Groups); err != nil {
+		return nil, fmt.Errorf("%w: decode groups of %s: %v", ErrUnavailable, r.Username, err)
+	}
+	if err := json.Unmarshal([]byte(r.ClaimsJSON), &u.Claims); err != nil {
+		return nil, fmt.Errorf("%w: decode claims of %s: %v", ErrUnavailable, r.Username, err)
+	}
+	return u, nil
+}
+
+func (s *GormStore) ListUsers(ctx context.Context) ([]*User, error) {
+	var rows []userRow
+	if err := s.reader(ctx).Order("username").Find(&rows).Error; err != nil {
+		return nil, translate(err)
+	}
+	out := make([]*User, 0, len(rows))
+	for i := range rows {
+		u, err := rows[i].user()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+func (s *GormStore) DeleteUser(ctx context.Context, username string) error {
+	res := s.writer(ctx).Where("username = ?", username).Delete(&userRow{})
+	if res.Error != nil {
+		return translate(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fosite.ErrNotFound
+	}
+	return nil
+}
