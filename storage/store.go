@@ -51,10 +51,10 @@ type Store interface {
 	BrowserStore
 
 	// RevokeClientTokens deactivates every refresh token and unused code and
-	// deletes every access token issued to clientID; it returns how many
-	// tokens and codes it ended.
+	// deletes every access token issued to clientID, in one transaction; it
+	// returns how many grants it ended.
 	RevokeClientTokens(ctx context.Context, clientID string) (int64, error)
-	// RevokeSubjectTokens does the same for every token of one subject.
+	// RevokeSubjectTokens does the same for every grant of one subject.
 	RevokeSubjectTokens(ctx context.Context, subject string) (int64, error)
 
 	// UpsertTrustedIssuer records an RFC 7523 issuer, replacing any with the
@@ -119,6 +119,7 @@ type UserStore interface {
 	UpsertUser(ctx context.Context, u *User) error
 	GetUser(ctx context.Context, username string) (*User, error)
 	ListUsers(ctx context.Context) ([]*User, error)
+	// DeleteUser removes the user with their grants, sessions and consents.
 	DeleteUser(ctx context.Context, username string) error
 }
 

@@ -150,24 +150,34 @@ func (s *GormStore) RevokeSubjectTokens(ctx context.Context, subject string) (in
 	return s.revokeWhere(ctx, "subject = ?", subject)
 }
 
-// revokeWhere ends every grant matching cond: refresh tokens deactivated,
-// access tokens deleted, and unused authorization codes invalidated (so
-// exchanging one later also revokes what it would have issued).
+// revokeWhere ends every grant matching cond, in one transaction: refresh
+// tokens deactivated, access tokens deleted, and unused authorization
+// codes invalidated (so exchanging one later also revokes what it would
+// have issued). It returns how many grants (request IDs) it ended.
 func (s *GormStore) revokeWhere(ctx context.Context, cond string, arg string) (int64, error) {
-	var n int64
+	grants := map[string]bool{}
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		for _, table := range []string{tableRefresh, tableCode} {
-			res := tx.Table(table).Where(cond+" AND active = ?", arg, true).Update("active", false)
-			if res.Error != nil {
-				return translate(res.Error)
+		for _, table := range []string{tableRefresh, tableCode, tableAccess} {
+			q := tx.Table(table).Where(cond, arg)
+			if table != tableAccess {
+				q = q.Where("active = ?", true)
 			}
-			n += res.RowsAffected
+			var ids []string
+			if err := q.Distinct().Pluck("request_id", &ids).Error; err != nil {
+				return translate(err)
+			}
+			for _, id := range ids {
+				grants[id] = true
+			}
 		}
-		res := tx.Table(tableAccess).Where(cond, arg).Delete(&requestRow{})
-		n += res.RowsAffected
-		return translate(res.Error)
+		for _, table := range []string{tableRefresh, tableCode} {
+			if err := tx.Table(table).Where(cond+" AND active = ?", arg, true).Update("active", false).Error; err != nil {
+				return translate(err)
+			}
+		}
+		return translate(tx.Table(tableAccess).Where(cond, arg).Delete(&requestRow{}).Error)
 	})
-	return n, err
+	return int64(len(grants)), err
 }
 
 // Authorization codes.

@@ -101,13 +101,22 @@ func (s *GormStore) ListUsers(ctx context.Context) ([]*User, error) {
 	return out, nil
 }
 
+// DeleteUser removes the user and, in the same transaction, ends every
+// grant of theirs; their login sessions and consents go by ON DELETE
+// CASCADE.
 func (s *GormStore) DeleteUser(ctx context.Context, username string) error {
-	res := s.writer(ctx).Where("username = ?", username).Delete(&userRow{})
-	if res.Error != nil {
-		return translate(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fosite.ErrNotFound
-	}
-	return nil
+	return s.inTx(ctx, func(tx *gorm.DB) error {
+		txCtx := context.WithValue(ctx, txKey{}, tx)
+		if _, err := s.RevokeSubjectTokens(txCtx, username); err != nil {
+			return err
+		}
+		res := tx.Where("username = ?", username).Delete(&userRow{})
+		if res.Error != nil {
+			return translate(res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fosite.ErrNotFound
+		}
+		return nil
+	})
 }
