@@ -31,9 +31,12 @@ const (
 // Client is a registered OAuth 2.0 client. SecretHash never holds a clear
 // secret: see hash.go for the formats it may hold.
 type Client struct {
-	ID                      string              `json:"client_id"`
-	Name                    string              `json:"client_name,omitempty"`
-	SecretHash              string              `json:"-"`
+	ID         string `json:"client_id"`
+	Name       string `json:"client_name,omitempty"`
+	SecretHash string `json:"-"`
+	// RegistrationTokenHash is the SHA-256 (hex) of the RFC 7592
+	// registration access token of a dynamically registered client.
+	RegistrationTokenHash   string              `json:"-"`
 	RedirectURIs            []string            `json:"redirect_uris"`
 	PostLogoutRedirectURIs  []string            `json:"post_logout_redirect_uris"`
 	GrantTypes              []string            `json:"grant_types"`

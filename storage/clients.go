@@ -16,9 +16,12 @@ import (
 type clientRow struct {
 	ID         string `gorm:"primaryKey"`
 	SecretHash string
-	Data       string
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// RegistrationTokenHash is the SHA-256 of an RFC 7592 registration
+	// access token ("" when the client was not registered dynamically).
+	RegistrationTokenHash string
+	Data                  string
+	CreatedAt             time.Time
+	UpdatedAt             time.Time
 }
 
 func (clientRow) TableName() string { return "clients" }
@@ -28,7 +31,8 @@ func toClientRow(c *clients.Client) (*clientRow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: encode client %s: %w", c.ID, err)
 	}
-	return &clientRow{ID: c.ID, SecretHash: c.SecretHash, Data: string(data), CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()}, nil
+	return &clientRow{ID: c.ID, SecretHash: c.SecretHash, RegistrationTokenHash: c.RegistrationTokenHash, Data: string(data),
+		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()}, nil
 }
 
 func (r *clientRow) client() (*clients.Client, error) {
@@ -36,7 +40,7 @@ func (r *clientRow) client() (*clients.Client, error) {
 	if err := json.Unmarshal([]byte(r.Data), c); err != nil {
 		return nil, fmt.Errorf("%w: decode client %s: %v", ErrUnavailable, r.ID, err)
 	}
-	c.ID, c.SecretHash, c.CreatedAt, c.UpdatedAt = r.ID, r.SecretHash, r.CreatedAt, r.UpdatedAt
+	c.ID, c.SecretHash, c.RegistrationTokenHash, c.CreatedAt, c.UpdatedAt = r.ID, r.SecretHash, r.RegistrationTokenHash, r.CreatedAt, r.UpdatedAt
 	return c, nil
 }
 
@@ -79,7 +83,8 @@ func (s *GormStore) UpdateClient(ctx context.Context, c *clients.Client) error {
 			return err
 		}
 		return translate(tx.Model(&clientRow{}).Where("id = ?", c.ID).
-			Updates(map[string]any{"secret_hash": row.SecretHash, "data": row.Data, "updated_at": row.UpdatedAt}).Error)
+			Updates(map[string]any{"secret_hash": row.SecretHash, "registration_token_hash": row.RegistrationTokenHash,
+				"data": row.Data, "updated_at": row.UpdatedAt}).Error)
 	})
 }
 
@@ -95,8 +100,22 @@ func (s *GormStore) UpsertClient(ctx context.Context, c *clients.Client) error {
 }
 
 func (s *GormStore) ListClients(ctx context.Context) ([]*clients.Client, error) {
+	return s.ListClientsPage(ctx, "", 0)
+}
+
+// ListClientsPage returns up to limit clients (all when limit <= 0) whose
+// ID sorts after after, in ID order: keyset pagination, stable while
+// clients come and go.
+func (s *GormStore) ListClientsPage(ctx context.Context, after string, limit int) ([]*clients.Client, error) {
 	var rows []clientRow
-	if err := s.reader(ctx).Order("id").Find(&rows).Error; err != nil {
+	q := s.reader(ctx).Order("id")
+	if after != "" {
+		q = q.Where("id > ?", after)
+	}
+	if limit > 0 {
+		q = q.Limit(limit)
+	}
+	if err := q.Find(&rows).Error; err != nil {
 		return nil, translate(err)
 	}
 	out := make([]*clients.Client, 0, len(rows))

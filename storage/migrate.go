@@ -125,6 +125,9 @@ func migrations() []migration {
 	return []migration{
 		{version: 1, name: "initial schema", sql: v1},
 		{version: 2, name: "login sessions, consents, authorization challenges, refresh grace", sql: v2},
+		{version: 3, name: "registration access tokens", sql: []string{
+			`ALTER TABLE clients ADD COLUMN registration_token_hash VARCHAR(64) NOT NULL DEFAULT ''`,
+		}},
 	}
 }
 

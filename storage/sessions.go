@@ -77,6 +77,39 @@ func (s *GormStore) SaveConsent(ctx context.Context, username, clientID string, 
 	}).Create(&row).Error)
 }
 
+// Consent is one remembered consent decision.
+type Consent struct {
+	Username  string
+	ClientID  string
+	Scopes    []string
+	CreatedAt time.Time
+}
+
+// ListConsents returns the consents username remembered, by client ID.
+func (s *GormStore) ListConsents(ctx context.Context, username string) ([]Consent, error) {
+	var rows []consentRow
+	if err := s.reader(ctx).Where("username = ?", username).Order("client_id").Find(&rows).Error; err != nil {
+		return nil, translate(err)
+	}
+	out := make([]Consent, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, Consent{Username: r.Username, ClientID: r.ClientID, Scopes: splitScopes(r.Scopes), CreatedAt: r.CreatedAt})
+	}
+	return out, nil
+}
+
+// DeleteConsent forgets one remembered consent, or answers ErrNotFound.
+func (s *GormStore) DeleteConsent(ctx context.Context, username, clientID string) error {
+	res := s.writer(ctx).Where("username = ? AND client_id = ?", username, clientID).Delete(&consentRow{})
+	if res.Error != nil {
+		return translate(res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fosite.ErrNotFound
+	}
+	return nil
+}
+
 // DeleteConsents forgets every remembered consent of username.
 func (s *GormStore) DeleteConsents(ctx context.Context, username string) error {
 	return translate(s.writer(ctx).Where("username = ?", username).Delete(&consentRow{}).Error)

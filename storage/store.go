@@ -81,6 +81,9 @@ type ClientStore interface {
 	UpsertClient(ctx context.Context, c *clients.Client) error
 	// GetClient (from fosite.ClientManager) returns *clients.Client.
 	ListClients(ctx context.Context) ([]*clients.Client, error)
+	// ListClientsPage returns up to limit clients (all when limit <= 0)
+	// whose ID sorts after after, in ID order.
+	ListClientsPage(ctx context.Context, after string, limit int) ([]*clients.Client, error)
 	// DeleteClient removes the client and every token issued to it.
 	DeleteClient(ctx context.Context, id string) error
 }
@@ -95,6 +98,8 @@ type BrowserStore interface {
 	GetConsent(ctx context.Context, username, clientID string) ([]string, error)
 	SaveConsent(ctx context.Context, username, clientID string, scopes []string) error
 	DeleteConsents(ctx context.Context, username string) error
+	ListConsents(ctx context.Context, username string) ([]Consent, error)
+	DeleteConsent(ctx context.Context, username, clientID string) error
 
 	CreateAuthorizeChallenge(ctx context.Context, id string, ar fosite.AuthorizeRequester, expiresAt time.Time) error
 	GetAuthorizeChallenge(ctx context.Context, id string) (fosite.AuthorizeRequester, error)
@@ -119,6 +124,8 @@ type UserStore interface {
 	UpsertUser(ctx context.Context, u *User) error
 	GetUser(ctx context.Context, username string) (*User, error)
 	ListUsers(ctx context.Context) ([]*User, error)
+	// ListUsersPage is ListClientsPage for users, by username.
+	ListUsersPage(ctx context.Context, after string, limit int) ([]*User, error)
 	// DeleteUser removes the user with their grants, sessions and consents.
 	DeleteUser(ctx context.Context, username string) error
 }

@@ -86,8 +86,21 @@ func (r *userRow) user() (*User, error) {
 }
 
 func (s *GormStore) ListUsers(ctx context.Context) ([]*User, error) {
+	return s.ListUsersPage(ctx, "", 0)
+}
+
+// ListUsersPage returns up to limit users (all when limit <= 0) whose
+// username sorts after after, in username order.
+func (s *GormStore) ListUsersPage(ctx context.Context, after string, limit int) ([]*User, error) {
 	var rows []userRow
-	if err := s.reader(ctx).Order("username").Find(&rows).Error; err != nil {
+	q := s.reader(ctx).Order("username")
+	if after != "" {
+		q = q.Where("username > ?", after)
+	}
+	if limit > 0 {
+		q = q.Limit(limit)
+	}
+	if err := q.Find(&rows).Error; err != nil {
 		return nil, translate(err)
 	}
 	out := make([]*User, 0, len(rows))

@@ -7,6 +7,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/stretchr/testify/require"
 
+	"github.com/latchauth/latch/clients"
 	"github.com/latchauth/latch/storage"
 )
 
@@ -146,4 +147,86 @@ func RunRefreshGrace(t *testing.T, newStore func(t *testing.T, grace time.Durati
 		require.NotNil(t, got, "the requester comes with ErrInactiveToken")
 		require.ErrorIs(t, s.RotateRefreshToken(ctx(t), "grant-2", "rt-1"), fosite.ErrInactiveToken)
 	})
+}
+
+func pagingTests() []subtest {
+	return []subtest{
+		{"ListClientsPage", testListClientsPage},
+		{"ListUsersPage", testListUsersPage},
+		{"ListAndDeleteConsents", testListAndDeleteConsents},
+		{"RegistrationTokenHash", testRegistrationTokenHash},
+	}
+}
+
+func testListClientsPage(t *testing.T, s storage.Store) {
+	for _, id := range []string{"c", "a", "e", "b", "d"} {
+		createClient(t, s, id)
+	}
+	var got []string
+	after := ""
+	for i := 0; i < 5; i++ {
+		page, err := s.ListClientsPage(ctx(t), after, 2)
+		require.NoError(t, err)
+		if len(page) == 0 {
+			break
+		}
+		require.LessOrEqual(t, len(page), 2)
+		for _, c := range page {
+			got = append(got, c.ID)
+		}
+		after = page[len(page)-1].ID
+	}
+	require.Equal(t, []string{"a", "b", "c", "d", "e"}, got)
+	all, err := s.ListClientsPage(ctx(t), "", 0)
+	require.NoError(t, err)
+	require.Len(t, all, 5, "limit 0 lists everything")
+}
+
+func testListUsersPage(t *testing.T, s storage.Store) {
+	for _, u := range []string{"carol", "alice", "bob"} {
+		createUser(t, s, u)
+	}
+	page, err := s.ListUsersPage(ctx(t), "alice", 1)
+	require.NoError(t, err)
+	require.Len(t, page, 1)
+	require.Equal(t, "bob", page[0].Username)
+	page, err = s.ListUsersPage(ctx(t), "carol", 10)
+	require.NoError(t, err)
+	require.Empty(t, page)
+}
+
+func testListAndDeleteConsents(t *testing.T, s storage.Store) {
+	createUser(t, s, "alice")
+	createClient(t, s, "b-app")
+	createClient(t, s, "a-app")
+	require.NoError(t, s.SaveConsent(ctx(t), "alice", "b-app", []string{"openid"}))
+	require.NoError(t, s.SaveConsent(ctx(t), "alice", "a-app", []string{"openid", "email"}))
+	list, err := s.ListConsents(ctx(t), "alice")
+	require.NoError(t, err)
+	require.Len(t, list, 2)
+	require.Equal(t, "a-app", list[0].ClientID)
+	require.ElementsMatch(t, []string{"openid", "email"}, list[0].Scopes)
+
+	require.NoError(t, s.DeleteConsent(ctx(t), "alice", "a-app"))
+	requireNotFound(t, s.DeleteConsent(ctx(t), "alice", "a-app"), "deleting a forgotten consent")
+	list, err = s.ListConsents(ctx(t), "alice")
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	list, err = s.ListConsents(ctx(t), "nobody")
+	require.NoError(t, err)
+	require.Empty(t, list)
+}
+
+func testRegistrationTokenHash(t *testing.T, s storage.Store) {
+	c := testClient("dyn")
+	c.RegistrationTokenHash = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	require.NoError(t, s.CreateClient(ctx(t), c))
+	got, err := s.GetClient(ctx(t), "dyn")
+	require.NoError(t, err)
+	require.Equal(t, c.RegistrationTokenHash, got.(*clients.Client).RegistrationTokenHash)
+	c.RegistrationTokenHash = ""
+	require.NoError(t, s.UpdateClient(ctx(t), c))
+	got, err = s.GetClient(ctx(t), "dyn")
+	require.NoError(t, err)
+	require.Empty(t, got.(*clients.Client).RegistrationTokenHash, "an update can clear it")
 }

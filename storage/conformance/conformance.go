@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		expiryTests(),
 		concurrencyTests(),
 		browserTests(),
+		pagingTests(),
 	} {
 		all = append(all, group...)
 	}
