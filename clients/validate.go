@@ -1,7 +1,6 @@
 package clients
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -13,12 +12,43 @@ var knownGrants = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClien
 
 var knownAuthMethods = []string{AuthMethodBasic, AuthMethodPost, AuthMethodNone, AuthMethodPrivateKey}
 
-// Validate returns every problem of c at once, joined, each naming its
-// field. It checks the client as stored: SecretHash, never a clear secret.
+// FieldError is one problem of a client, naming its field.
+type FieldError struct {
+	Field  string `json:"field"`
+	Reason string `json:"reason"`
+}
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// ValidationError is every problem Validate found; its message is one
+// "field: reason" line each. The admin API and registration answer the
+// fields one by one.
+type ValidationError []FieldError
+
+func (v ValidationError) Error() string {
+	lines := make([]string, len(v))
+	for i, e := range v {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap gives each field's problem, as errors.Join would.
+func (v ValidationError) Unwrap() []error {
+	errs := make([]error, len(v))
+	for i, e := range v {
+		errs[i] = e
+	}
+	return errs
+}
+
+// Validate returns every problem of c at once, as a ValidationError, each
+// naming its field. It checks the client as stored: SecretHash, never a
+// clear secret.
 func Validate(c *Client) error {
-	var errs []error
+	var errs ValidationError
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
+		errs = append(errs, FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
 	}
 	if c.ID == "" {
 		bad("id", "must not be empty")
@@ -87,7 +117,10 @@ func Validate(c *Client) error {
 	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
 		bad("rate_limit", "must be a finite number, not negative")
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs
 }
 
 // checkRedirectURI accepts an absolute URI without fragment (RFC 6749
