@@ -157,6 +157,9 @@ func runtimeConfig(f config.File, st storage.Store, log *slog.Logger, hasher *cl
 		IDTokenLifespan:       f.Tokens.IDTokenLifespan.Duration,
 		Hasher:                hasher,
 		SigningAlgorithm:      f.Tokens.IDTokenSigningAlg,
+		AdminToken:            f.Admin.Token,
+		RegistrationEnabled:   f.Registration.Enabled,
+		RegistrationToken:     f.Registration.InitialAccessToken,
 	}
 }
 

@@ -61,6 +61,14 @@ type Config struct {
 	// LoginLimits rate-limits failed logins; zero values take the users
 	// package defaults.
 	LoginLimits users.LimiterOptions
+
+	// AdminToken is the bearer token of the admin API; empty turns the
+	// admin API off.
+	AdminToken string
+	// RegistrationEnabled turns on RFC 7591 dynamic client registration;
+	// RegistrationToken, when set, is the initial access token it needs.
+	RegistrationEnabled bool
+	RegistrationToken   string
 }
 
 // Server answers every HTTP request of Latch.
