@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/go-jose/go-jose/v3"
-
 	"github.com/latchauth/latch/clients"
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/storage"
@@ -20,7 +18,7 @@ func seed(ctx context.Context, f config.File, st storage.Store, mgr *clients.Man
 		return fmt.Errorf("seed users: %w", err)
 	}
 	for _, fc := range f.Clients {
-		c, err := clientFromConfig(fc)
+		c, err := fc.Model()
 		if err != nil {
 			return err
 		}
@@ -45,28 +43,4 @@ func seed(ctx context.Context, f config.File, st storage.Store, mgr *clients.Man
 		}
 	}
 	return nil
-}
-
-func clientFromConfig(fc config.Client) (*clients.Client, error) {
-	c := &clients.Client{
-		ID:                      fc.ID,
-		Name:                    fc.Name,
-		RedirectURIs:            fc.RedirectURIs,
-		PostLogoutRedirectURIs:  fc.PostLogoutRedirectURIs,
-		GrantTypes:              fc.GrantTypes,
-		ResponseTypes:           fc.ResponseTypes,
-		Scopes:                  fc.Scopes,
-		Audience:                fc.Audience,
-		TokenEndpointAuthMethod: fc.AuthMethod(),
-		AccessTokenFormat:       fc.AccessTokenFormat,
-		RateLimit:               fc.RateLimit,
-		SkipConsent:             fc.SkipConsent,
-	}
-	if len(fc.JWKS) > 0 && string(fc.JWKS) != "null" {
-		c.JWKS = new(jose.JSONWebKeySet)
-		if err := json.Unmarshal(fc.JWKS, c.JWKS); err != nil {
-			return nil, fmt.Errorf("client %s: jwks: %w", fc.ID, err)
-		}
-	}
-	return c, nil
 }

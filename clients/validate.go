@@ -44,78 +44,96 @@ func (v ValidationError) Unwrap() []error {
 
 // Validate returns every problem of c at once, as a ValidationError, each
 // naming its field. It checks the client as stored: SecretHash, never a
-// clear secret.
+// clear secret. It is the one set of client rules: the CLI, the admin API,
+// registration and config.yaml (through config.Validate) all use it.
 func Validate(c *Client) error {
 	var errs ValidationError
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
+	oneOf := func(field, value string, allowed []string) bool {
+		if slices.Contains(allowed, value) {
+			return true
+		}
+		bad(field, "must be one of %s, got %q", strings.Join(allowed, " | "), value)
+		return false
 	}
 	if c.ID == "" {
 		bad("id", "must not be empty")
 	} else if len(c.ID) > 255 {
 		bad("id", "must be at most 255 characters")
 	}
-	for i, g := range c.GrantTypes {
-		if !slices.Contains(knownGrants, g) {
-			bad(fmt.Sprintf("grant_types[%d]", i), "unknown grant type %q", g)
-		}
-	}
-	if len(c.GrantTypes) == 0 {
-		bad("grant_types", "must list at least one grant type")
-	}
-	for i, rt := range c.ResponseTypes {
-		if rt != "code" {
-			bad(fmt.Sprintf("response_types[%d]", i), "unsupported response type %q (only \"code\")", rt)
-		}
-	}
+
 	method := c.GetTokenEndpointAuthMethod()
-	switch {
-	case !slices.Contains(knownAuthMethods, method):
-		bad("token_endpoint_auth_method", "unknown method %q", method)
-	case method == AuthMethodNone && c.SecretHash != "":
-		bad("secret", "a public client (token_endpoint_auth_method none) has no secret")
-	case (method == AuthMethodBasic || method == AuthMethodPost) && c.SecretHash == "":
-		bad("secret", "a confidential client (%s) needs a secret", method)
-	case method == AuthMethodPrivateKey && (c.JWKS == nil || len(c.JWKS.Keys) == 0):
-		bad("jwks", "private_key_jwt needs the client's public keys")
+	if oneOf("token_endpoint_auth_method", method, knownAuthMethods) {
+		switch {
+		case method == AuthMethodNone && c.SecretHash != "":
+			bad("secret", "must be empty for a public client (token_endpoint_auth_method: none)")
+		case (method == AuthMethodBasic || method == AuthMethodPost) && c.SecretHash == "":
+			bad("secret", "must be set for token_endpoint_auth_method %s; a client without a secret uses none", method)
+		case method == AuthMethodPrivateKey && c.SecretHash != "":
+			bad("secret", "must be empty with private_key_jwt; the client authenticates with its keys")
+		}
+		if method == AuthMethodPrivateKey && (c.JWKS == nil || len(c.JWKS.Keys) == 0) {
+			bad("jwks", "must be set for token_endpoint_auth_method private_key_jwt")
+		}
 	}
 	if c.SecretHash != "" && !IsHash(c.SecretHash) {
 		bad("secret", "is not a stored hash")
 	}
-	if method == AuthMethodNone && slices.Contains(c.GrantTypes, GrantClientCredentials) {
-		bad("grant_types", "a public client cannot use client_credentials")
+
+	if len(c.GrantTypes) == 0 {
+		bad("grant_types", "must list at least one grant type")
 	}
-	if slices.Contains(c.GrantTypes, GrantAuthorizationCode) {
-		if len(c.RedirectURIs) == 0 {
-			bad("redirect_uris", "authorization_code needs at least one redirect URI")
+	var codeGrant, codeResponse bool
+	for i, g := range c.GrantTypes {
+		field := fmt.Sprintf("grant_types[%d]", i)
+		oneOf(field, g, knownGrants)
+		codeGrant = codeGrant || g == GrantAuthorizationCode
+		if g == GrantClientCredentials && method == AuthMethodNone {
+			bad(field, "client_credentials needs a confidential client, not token_endpoint_auth_method none")
 		}
-		if !slices.Contains(c.ResponseTypes, "code") {
-			bad("response_types", "authorization_code needs response type \"code\"")
-		}
-	} else if len(c.ResponseTypes) > 0 {
-		bad("response_types", "only a client with the authorization_code grant uses the authorization endpoint")
+	}
+	for i, rt := range c.ResponseTypes {
+		oneOf(fmt.Sprintf("response_types[%d]", i), rt, []string{"code"})
+		codeResponse = codeResponse || rt == "code"
+	}
+	switch {
+	case codeGrant && len(c.RedirectURIs) == 0:
+		bad("redirect_uris", "the authorization_code grant needs at least one redirect URI")
+	case codeGrant && !codeResponse:
+		bad("response_types", "the authorization_code grant needs response type code")
+	case !codeGrant && len(c.ResponseTypes) > 0:
+		bad("response_types", "%s needs the authorization_code grant in grant_types", strings.Join(c.ResponseTypes, " "))
 	}
 	checkURIs := func(field string, uris []string) {
 		seen := map[string]bool{}
 		for i, u := range uris {
+			f := fmt.Sprintf("%s[%d]", field, i)
 			if err := checkRedirectURI(u); err != nil {
-				bad(fmt.Sprintf("%s[%d]", field, i), "%v", err)
-			}
-			if seen[u] {
-				bad(fmt.Sprintf("%s[%d]", field, i), "duplicate %q", u)
+				bad(f, "must be an absolute URL without fragment, got %q", u)
+			} else if seen[u] {
+				bad(f, "%q is listed twice", u)
 			}
 			seen[u] = true
 		}
 	}
 	checkURIs("redirect_uris", c.RedirectURIs)
 	checkURIs("post_logout_redirect_uris", c.PostLogoutRedirectURIs)
-	switch c.AccessTokenFormat {
-	case "", "opaque", "jwt":
-	default:
-		bad("access_token_format", "must be opaque or jwt, not %q", c.AccessTokenFormat)
+	words := func(field string, list []string) {
+		for i, w := range list {
+			if w == "" || strings.ContainsAny(w, " \t\r\n") {
+				bad(fmt.Sprintf("%s[%d]", field, i), "must be non-empty and without spaces, got %q", w)
+			}
+		}
 	}
-	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
-		bad("rate_limit", "must be a finite number, not negative")
+	words("scopes", c.Scopes)
+	words("audience", c.Audience)
+	if c.AccessTokenFormat != "" {
+		oneOf("access_token_format", c.AccessTokenFormat, []string{"opaque", "jwt"})
+	}
+	if !(c.RateLimit >= 0) || math.IsInf(c.RateLimit, 0) {
+		bad("rate_limit", "must be a number >= 0 (0 is unlimited), got %v", c.RateLimit)
 	}
 	if len(errs) == 0 {
 		return nil

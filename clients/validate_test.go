@@ -195,7 +195,7 @@ func TestValidateInvalid(t *testing.T) {
 		{"secret not a hash", confidentialClient, func(c *clients.Client) { c.SecretHash = "change-me" }, "secret"},
 		{"public with client_credentials", publicClient, func(c *clients.Client) {
 			c.GrantTypes = append(c.GrantTypes, clients.GrantClientCredentials)
-		}, "grant_types"},
+		}, "grant_types[2]"},
 		{"authorization_code without redirect URIs", webClient, func(c *clients.Client) { c.RedirectURIs = nil }, "redirect_uris"},
 		{"authorization_code without response types", webClient, func(c *clients.Client) { c.ResponseTypes = nil }, "response_types"},
 		{"response types without authorization_code", confidentialClient, func(c *clients.Client) {

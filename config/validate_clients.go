@@ -2,130 +2,81 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
-	"math"
 	"os"
 	"strings"
 
 	jose "github.com/go-jose/go-jose/v3"
 
+	"github.com/latchauth/latch/clients"
 	"github.com/latchauth/latch/passhash"
 )
-
-// The grant types and token endpoint auth methods a client may use; the
-// clients package has the same lists for clients managed at run time.
-const (
-	grantAuthorizationCode = "authorization_code"
-	grantRefreshToken      = "refresh_token"
-	grantClientCredentials = "client_credentials"
-	grantDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
-	grantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-	grantPassword          = "password"
-
-	authSecretBasic   = "client_secret_basic"
-	authSecretPost    = "client_secret_post"
-	authNone          = "none"
-	authPrivateKeyJWT = "private_key_jwt"
-)
-
-var grantTypes = []string{grantAuthorizationCode, grantRefreshToken, grantClientCredentials, grantDeviceCode, grantJWTBearer, grantPassword}
 
 // AuthMethod is the client's token endpoint auth method, with the default
 // (client_secret_basic) filled in.
 func (c Client) AuthMethod() string {
 	if c.TokenEndpointAuthMethod == "" {
-		return authSecretBasic
+		return clients.AuthMethodBasic
 	}
 	return c.TokenEndpointAuthMethod
 }
 
+// Model is the client as Latch stores it, without its secret (the caller
+// hashes Secret: clients.Manager.Seed).
+func (c Client) Model() (*clients.Client, error) {
+	m := &clients.Client{
+		ID:                      c.ID,
+		Name:                    c.Name,
+		RedirectURIs:            c.RedirectURIs,
+		PostLogoutRedirectURIs:  c.PostLogoutRedirectURIs,
+		GrantTypes:              c.GrantTypes,
+		ResponseTypes:           c.ResponseTypes,
+		Scopes:                  c.Scopes,
+		Audience:                c.Audience,
+		TokenEndpointAuthMethod: c.AuthMethod(),
+		AccessTokenFormat:       c.AccessTokenFormat,
+		RateLimit:               c.RateLimit,
+		SkipConsent:             c.SkipConsent,
+	}
+	if len(c.JWKS) > 0 && string(c.JWKS) != "null" {
+		m.JWKS = new(jose.JSONWebKeySet)
+		if err := json.Unmarshal(c.JWKS, m.JWKS); err != nil {
+			return nil, fmt.Errorf("client %s: jwks: %w", c.ID, err)
+		}
+	}
+	return m, nil
+}
+
+// clients checks each client with clients.Validate, the rules every path
+// that creates a client shares, plus what only a file can get wrong:
+// duplicate ids, and a JWK set that holds private keys.
 func (p *problems) clients(list []Client) {
 	seen := map[string]int{}
 	for i, c := range list {
 		key := fmt.Sprintf("clients[%d]", i)
-		if c.ID == "" {
-			p.add(key+".id", "must not be empty")
-		} else if len(c.ID) > 255 {
-			p.add(key+".id", "must be at most 255 characters")
-		} else if j, dup := seen[c.ID]; dup {
+		if j, dup := seen[c.ID]; dup && c.ID != "" {
 			p.add(key+".id", "%q is already the id of clients[%d]", c.ID, j)
 		} else {
 			seen[c.ID] = i
 		}
-
-		method := c.AuthMethod()
-		switch method {
-		case authNone:
-			if c.Secret != "" {
-				p.add(key+".secret", "must be empty for a public client (token_endpoint_auth_method: none)")
-			}
-		case authSecretBasic, authSecretPost:
-			if c.Secret == "" {
-				p.add(key+".secret", "must be set for token_endpoint_auth_method %s; a client without a secret uses none", method)
-			}
-		case authPrivateKeyJWT:
-			if len(c.JWKS) == 0 {
-				p.add(key+".jwks", "must be set for token_endpoint_auth_method private_key_jwt")
-			}
-			if c.Secret != "" {
-				p.add(key+".secret", "must be empty with private_key_jwt; the client authenticates with its keys")
-			}
-		default:
-			p.oneOf(key+".token_endpoint_auth_method", method, authSecretBasic, authSecretPost, authNone, authPrivateKeyJWT)
-		}
 		if len(c.JWKS) > 0 {
 			p.jwks(key+".jwks", c.JWKS)
 		}
-
-		if len(c.GrantTypes) == 0 {
-			p.add(key+".grant_types", "must list at least one grant type")
+		m, err := c.Model()
+		if err != nil {
+			continue // the jwks problem is reported above
 		}
-		var codeGrant, codeResponse bool
-		for j, g := range c.GrantTypes {
-			gkey := fmt.Sprintf("%s.grant_types[%d]", key, j)
-			p.oneOf(gkey, g, grantTypes...)
-			codeGrant = codeGrant || g == grantAuthorizationCode
-			if g == grantClientCredentials && method == authNone {
-				p.add(gkey, "client_credentials needs a confidential client, not token_endpoint_auth_method none")
+		if c.Secret != "" {
+			// A well-formed stand-in: the rules only ask whether there is one.
+			m.SecretHash = clients.HashGenerated(c.Secret)
+		}
+		var invalid clients.ValidationError
+		if errors.As(clients.Validate(m), &invalid) {
+			for _, fe := range invalid {
+				p.add(key+"."+fe.Field, "%s", fe.Reason)
 			}
 		}
-		for j, r := range c.ResponseTypes {
-			p.oneOf(fmt.Sprintf("%s.response_types[%d]", key, j), r, "code")
-			codeResponse = codeResponse || r == "code"
-		}
-		switch {
-		case codeGrant && len(c.RedirectURIs) == 0:
-			p.add(key+".redirect_uris", "the authorization_code grant needs at least one redirect URI")
-		case codeGrant && !codeResponse:
-			p.add(key+".response_types", "the authorization_code grant needs response type code")
-		case !codeGrant && codeResponse:
-			p.add(key+".response_types", "code needs the authorization_code grant in grant_types")
-		}
-		p.uris(key+".redirect_uris", c.RedirectURIs)
-		p.uris(key+".post_logout_redirect_uris", c.PostLogoutRedirectURIs)
-		p.words(key+".scopes", c.Scopes)
-		p.words(key+".audience", c.Audience)
-		if c.AccessTokenFormat != "" {
-			p.oneOf(key+".access_token_format", c.AccessTokenFormat, "opaque", "jwt")
-		}
-		if !(c.RateLimit >= 0) || math.IsInf(c.RateLimit, 0) {
-			p.add(key+".rate_limit", "must be a number >= 0 (0 is unlimited), got %v", c.RateLimit)
-		}
-	}
-}
-
-// uris checks redirect URIs, which are matched exactly, so they must be
-// complete and distinct.
-func (p *problems) uris(key string, list []string) {
-	seen := map[string]bool{}
-	for j, s := range list {
-		ukey := fmt.Sprintf("%s[%d]", key, j)
-		if !absoluteURL(s) || strings.Contains(s, "#") {
-			p.add(ukey, "must be an absolute URL without fragment, got %q", s)
-		} else if seen[s] {
-			p.add(ukey, "%q is listed twice", s)
-		}
-		seen[s] = true
 	}
 }
 
