@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/storage"
@@ -16,9 +21,13 @@ import (
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-// cli is what every command shares: the process's environment and output.
+// cli is what every command shares: the process's environment, input and
+// output.
 type cli struct {
-	getenv     func(string) string
+	getenv func(string) string
+	// stdin is where passwords and chosen secrets are read: without echo
+	// when it is a terminal, one line otherwise.
+	stdin      io.Reader
 	stdout     io.Writer
 	stderr     io.Writer
 	configPath string
@@ -27,7 +36,13 @@ type cli struct {
 // run executes the command line args; main is its only production caller,
 // tests call it directly.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	c := &cli{getenv: getenv, stdout: stdout, stderr: stderr}
+	return runWithInput(ctx, args, getenv, os.Stdin, stdout, stderr)
+}
+
+// runWithInput is run with standard input given: tests pass what a person
+// or a pipe would type.
+func runWithInput(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	c := &cli{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:           "latch",
 		Short:         "A small, fast, self-hosted OAuth 2.0 and OpenID Connect server",
@@ -37,7 +52,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&c.configPath, "config", "", "configuration file (default: ./config.yaml when it exists)")
-	root.AddCommand(c.serveCommand(), c.migrateCommand(), c.versionCommand())
+	root.AddCommand(c.serveCommand(), c.migrateCommand(), c.versionCommand(),
+		c.clientsCommand(), c.usersCommand(), c.tokensCommand(), c.keysCommand())
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)
 }
@@ -87,6 +103,95 @@ func openStore(ctx context.Context, f config.File, log *slog.Logger) (*storage.G
 		return nil, err
 	}
 	return st, nil
+}
+
+// openConfigured loads and validates the configuration and opens its
+// database, as serve does, for the management commands. They may run while
+// serve runs on the same database: SQLite's WAL and busy timeout let both
+// write.
+func (c *cli) openConfigured(ctx context.Context) (config.File, *storage.GormStore, error) {
+	f, err := c.loadConfig()
+	if err != nil {
+		return f, nil, err
+	}
+	if err := validate(f); err != nil {
+		return f, nil, err
+	}
+	st, err := openStore(ctx, f, newLogger(f, c.stderr))
+	return f, st, err
+}
+
+// withStore runs fn on the configured database and closes it after.
+func (c *cli) withStore(ctx context.Context, fn func(f config.File, st storage.Store) error) error {
+	f, st, err := c.openConfigured(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(f, st)
+}
+
+// readSecret reads a password or secret: from a terminal without echo,
+// asking twice when confirm is set; otherwise the first line of standard
+// input, so scripts can pipe it. Never from a flag, which would leave it in
+// the shell history and the process list.
+func (c *cli) readSecret(prompt string, confirm bool) (string, error) {
+	var secret string
+	if f, ok := c.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		read := func(p string) (string, error) {
+			fmt.Fprint(c.stderr, p+": ")
+			b, err := term.ReadPassword(int(f.Fd()))
+			fmt.Fprintln(c.stderr)
+			return string(b), err
+		}
+		var err error
+		if secret, err = read(prompt); err != nil {
+			return "", err
+		}
+		if confirm && secret != "" {
+			again, err := read("Repeat " + strings.ToLower(prompt[:1]) + prompt[1:])
+			if err != nil {
+				return "", err
+			}
+			if again != secret {
+				return "", errors.New("the two entries do not match; nothing was changed")
+			}
+		}
+	} else {
+		line, err := bufio.NewReader(c.stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("read %s from standard input: %w", strings.ToLower(prompt), err)
+		}
+		secret = strings.TrimRight(line, "\r\n")
+	}
+	if secret == "" {
+		return "", fmt.Errorf("%s must not be empty", strings.ToLower(prompt))
+	}
+	return secret, nil
+}
+
+// outputFlag adds --output to cmd; check validates it before any work.
+type outputFlag string
+
+func (o *outputFlag) add(cmd *cobra.Command) {
+	*o = "table"
+	cmd.Flags().StringVarP((*string)(o), "output", "o", "table", "output format: table or json")
+}
+
+func (o outputFlag) check() error {
+	if o != "table" && o != "json" {
+		return fmt.Errorf("--output must be table or json, not %q", string(o))
+	}
+	return nil
+}
+
+func (o outputFlag) json() bool { return o == "json" }
+
+// writeJSON prints v indented, as the json output of every command.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func newLogger(f config.File, w io.Writer) *slog.Logger {

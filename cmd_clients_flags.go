@@ -1,0 +1,125 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/go-jose/go-jose/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/latchauth/latch/clients"
+)
+
+// secretNotice follows every secret the CLI prints.
+const secretNotice = "Store this secret now: it is kept only as a hash and cannot be shown again."
+
+// clientFlags are the client fields of SPEC as flags, named after the
+// config.yaml keys in the singular for the repeatable ones.
+type clientFlags struct {
+	id, name, authMethod, jwksFile, tokenFormat string
+
+	redirectURIs, postLogoutURIs, grantTypes, responseTypes, scopes, audience []string
+
+	rateLimit   float64
+	skipConsent bool
+}
+
+func (o *clientFlags) add(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&o.name, "name", "", "name shown on the login and consent pages")
+	fs.StringArrayVar(&o.redirectURIs, "redirect-uri", nil, "redirect URI (repeatable)")
+	fs.StringArrayVar(&o.postLogoutURIs, "post-logout-redirect-uri", nil, "post-logout redirect URI (repeatable)")
+	fs.StringArrayVar(&o.grantTypes, "grant-type", nil, "grant type (repeatable; default client_credentials): "+strings.Join(grantNames, ", "))
+	fs.StringArrayVar(&o.responseTypes, "response-type", nil, `response type (repeatable; default "code" with authorization_code)`)
+	fs.StringArrayVar(&o.scopes, "scope", nil, "scope the client may request (repeatable)")
+	fs.StringArrayVar(&o.audience, "audience", nil, "audience the client may request (repeatable)")
+	fs.StringVar(&o.authMethod, "token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, none (public, PKCE) or private_key_jwt")
+	fs.StringVar(&o.jwksFile, "jwks-file", "", "JSON Web Key Set file of the client's public keys (private_key_jwt)")
+	fs.StringVar(&o.tokenFormat, "access-token-format", "", "opaque or jwt; empty: the server's tokens.access_token_format")
+	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "token requests per second for this client; 0 = unlimited")
+	fs.BoolVar(&o.skipConsent, "skip-consent", false, "never show the consent page for this client")
+}
+
+var grantNames = []string{
+	clients.GrantAuthorizationCode, clients.GrantRefreshToken, clients.GrantClientCredentials,
+	clients.GrantDeviceCode, clients.GrantJWTBearer, clients.GrantPassword,
+}
+
+// apply copies the flags given on the command line into cl; the others
+// leave cl as it is, so update changes only what was asked.
+func (o *clientFlags) apply(cmd *cobra.Command, cl *clients.Client) error {
+	changed := cmd.Flags().Changed
+	if changed("name") {
+		cl.Name = o.name
+	}
+	lists := []struct {
+		flag string
+		val  []string
+		dst  *[]string
+	}{
+		{"redirect-uri", o.redirectURIs, &cl.RedirectURIs},
+		{"post-logout-redirect-uri", o.postLogoutURIs, &cl.PostLogoutRedirectURIs},
+		{"grant-type", o.grantTypes, &cl.GrantTypes},
+		{"response-type", o.responseTypes, &cl.ResponseTypes},
+		{"scope", o.scopes, &cl.Scopes},
+		{"audience", o.audience, &cl.Audience},
+	}
+	for _, l := range lists {
+		if changed(l.flag) {
+			// An empty value clears the list: --scope "".
+			*l.dst = slices.DeleteFunc(slices.Clone(l.val), func(s string) bool { return s == "" })
+		}
+	}
+	// authorization_code needs response type "code" and nothing else may
+	// have one: follow the grant types unless response types were given.
+	if changed("grant-type") && !changed("response-type") {
+		cl.ResponseTypes = []string{}
+		if slices.Contains(cl.GrantTypes, clients.GrantAuthorizationCode) {
+			cl.ResponseTypes = []string{"code"}
+		}
+	}
+	if changed("token-endpoint-auth-method") {
+		cl.TokenEndpointAuthMethod = o.authMethod
+	}
+	if changed("jwks-file") {
+		set, err := readJWKS(o.jwksFile)
+		if err != nil {
+			return err
+		}
+		cl.JWKS = set
+	}
+	if changed("access-token-format") {
+		cl.AccessTokenFormat = o.tokenFormat
+	}
+	if changed("rate-limit") {
+		cl.RateLimit = o.rateLimit
+	}
+	if changed("skip-consent") {
+		cl.SkipConsent = o.skipConsent
+	}
+	return nil
+}
+
+// readJWKS reads a key set of public keys; "" clears it.
+func readJWKS(path string) (*jose.JSONWebKeySet, error) {
+	if path == "" {
+		return nil, nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--jwks-file: %w", err)
+	}
+	set := new(jose.JSONWebKeySet)
+	if err := json.Unmarshal(raw, set); err != nil {
+		return nil, fmt.Errorf("--jwks-file %s: not a JSON Web Key Set: %w", path, err)
+	}
+	for i, k := range set.Keys {
+		if !k.IsPublic() {
+			return nil, fmt.Errorf("--jwks-file %s: key %d is a private key; give the public keys only", path, i)
+		}
+	}
+	return set, nil
+}
