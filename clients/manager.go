@@ -55,6 +55,10 @@ func (m *Manager) Update(ctx context.Context, c *Client) error {
 	} else if c.SecretHash == "" {
 		c.SecretHash = old.SecretHash
 	}
+	if c.RegistrationTokenHash == "" {
+		// A dynamically registered client keeps its RFC 7592 token.
+		c.RegistrationTokenHash = old.RegistrationTokenHash
+	}
 	if err := Validate(c); err != nil {
 		return err
 	}
@@ -69,8 +73,8 @@ func (m *Manager) RotateSecret(ctx context.Context, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if c.IsPublic() {
-		return "", fmt.Errorf("clients: %s is public and has no secret", id)
+	if m := c.GetTokenEndpointAuthMethod(); m != AuthMethodBasic && m != AuthMethodPost {
+		return "", fmt.Errorf("clients: %s authenticates with %s and has no secret to rotate", id, m)
 	}
 	secret, err := GenerateSecret()
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 var knownGrants = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode, GrantJWTBearer, GrantPassword}
@@ -62,6 +63,9 @@ func Validate(c *Client) error {
 		bad("id", "must not be empty")
 	} else if len(c.ID) > 255 {
 		bad("id", "must be at most 255 characters")
+	} else if strings.ContainsAny(c.ID, "/?#%") || strings.IndexFunc(c.ID, unicode.IsControl) >= 0 || strings.TrimSpace(c.ID) != c.ID {
+		// The id is a path segment of the admin API and registration URLs.
+		bad("id", "must not contain '/', '?', '#', '%%', control characters or surrounding spaces, got %q", c.ID)
 	}
 
 	method := c.GetTokenEndpointAuthMethod()

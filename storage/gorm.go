@@ -161,12 +161,29 @@ func (s *GormStore) writer(ctx context.Context) *gorm.DB {
 	return s.write.WithContext(ctx)
 }
 
-// inTx runs fn in the transaction of ctx, or in a new one it commits.
-func (s *GormStore) inTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+// inTx runs fn in the transaction of ctx, or in a new one it commits. A
+// failed begin or commit is a database failure (translated); fn's own
+// errors pass through as they are (fosite.ErrInactiveToken must stay what
+// it is).
+func (s *GormStore) inTx(ctx context.Context, fn func(tx *gorm.DB) error) (err error) {
 	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return fn(tx)
 	}
-	return s.write.WithContext(ctx).Transaction(fn)
+	tx := s.write.WithContext(ctx).Begin()
+	if tx.Error != nil {
+		return translate(tx.Error)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			tx.Rollback()
+			panic(v)
+		}
+	}()
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return translate(tx.Commit().Error)
 }
 
 // BeginTX starts a transaction carried by the returned context.

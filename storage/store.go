@@ -121,6 +121,8 @@ type User struct {
 
 // UserStore keeps built-in users.
 type UserStore interface {
+	// CreateUser adds a new user; an existing username is ErrAlreadyExists.
+	CreateUser(ctx context.Context, u *User) error
 	UpsertUser(ctx context.Context, u *User) error
 	GetUser(ctx context.Context, username string) (*User, error)
 	ListUsers(ctx context.Context) ([]*User, error)

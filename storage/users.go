@@ -27,10 +27,11 @@ type userRow struct {
 
 func (userRow) TableName() string { return "users" }
 
-func (s *GormStore) UpsertUser(ctx context.Context, u *User) error {
+// toUserRow encodes u, stamping its times.
+func (s *GormStore) toUserRow(u *User) (*userRow, error) {
 	groups, err := json.Marshal(nonNil(u.Groups))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	claims := u.Claims
 	if claims == nil {
@@ -38,20 +39,27 @@ func (s *GormStore) UpsertUser(ctx context.Context, u *User) error {
 	}
 	claimsJSON, err := json.Marshal(claims)
 	if err != nil {
-		return fmt.Errorf("storage: encode claims of %s: %w", u.Username, err)
+		return nil, fmt.Errorf("storage: encode claims of %s: %w", u.Username, err)
 	}
 	now := s.now().UTC().Truncate(time.Microsecond)
 	if u.CreatedAt.IsZero() {
 		u.CreatedAt = now
 	}
 	u.UpdatedAt = now
-	row := userRow{Username: u.Username, PasswordHash: u.PasswordHash, Email: u.Email, EmailVerified: u.EmailVerified,
-		Name: u.Name, GroupsJSON: string(groups), ClaimsJSON: string(claimsJSON), CreatedAt: u.CreatedAt.UTC(), UpdatedAt: now}
+	return &userRow{Username: u.Username, PasswordHash: u.PasswordHash, Email: u.Email, EmailVerified: u.EmailVerified,
+		Name: u.Name, GroupsJSON: string(groups), ClaimsJSON: string(claimsJSON), CreatedAt: u.CreatedAt.UTC(), UpdatedAt: now}, nil
+}
+
+func (s *GormStore) UpsertUser(ctx context.Context, u *User) error {
+	row, err := s.toUserRow(u)
+	if err != nil {
+		return err
+	}
 	return s.inTx(ctx, func(tx *gorm.DB) error {
 		err := tx.Clauses(clause.OnConflict{
 			Columns:   []clause.Column{{Name: "username"}},
 			DoUpdates: clause.AssignmentColumns([]string{"password_hash", "email", "email_verified", "name", "groups_json", "claims_json", "updated_at"}),
-		}).Create(&row).Error
+		}).Create(row).Error
 		if err != nil {
 			return translate(err)
 		}
@@ -63,6 +71,15 @@ func (s *GormStore) UpsertUser(ctx context.Context, u *User) error {
 		u.CreatedAt = stored.CreatedAt
 		return nil
 	})
+}
+
+// CreateUser adds a new user; an existing username is ErrAlreadyExists.
+func (s *GormStore) CreateUser(ctx context.Context, u *User) error {
+	row, err := s.toUserRow(u)
+	if err != nil {
+		return err
+	}
+	return translate(s.writer(ctx).Create(row).Error)
 }
 
 func (s *GormStore) GetUser(ctx context.Context, username string) (*User, error) {

@@ -155,6 +155,8 @@ func pagingTests() []subtest {
 		{"ListUsersPage", testListUsersPage},
 		{"ListAndDeleteConsents", testListAndDeleteConsents},
 		{"RegistrationTokenHash", testRegistrationTokenHash},
+		{"CreateUser", testCreateUser},
+		{"ClosedStore", testClosedStore},
 	}
 }
 
@@ -229,4 +231,30 @@ func testRegistrationTokenHash(t *testing.T, s storage.Store) {
 	got, err = s.GetClient(ctx(t), "dyn")
 	require.NoError(t, err)
 	require.Empty(t, got.(*clients.Client).RegistrationTokenHash, "an update can clear it")
+}
+
+func testCreateUser(t *testing.T, s storage.Store) {
+	u := &storage.User{Username: "erin", PasswordHash: "$2a$04$abcdefghijklmnopqrstuu5Pp3Wc0/5nQk6pH0sQ7k0wH7h6oJ1Ri"}
+	require.NoError(t, s.CreateUser(ctx(t), u))
+	err := s.CreateUser(ctx(t), &storage.User{Username: "erin", PasswordHash: "x"})
+	require.ErrorIs(t, err, storage.ErrAlreadyExists)
+	got, err := s.GetUser(ctx(t), "erin")
+	require.NoError(t, err)
+	require.Equal(t, u.PasswordHash, got.PasswordHash, "a refused create changes nothing")
+}
+
+// testClosedStore: with the database gone every kind of call reports
+// ErrUnavailable, transactions included, never success or a raw error.
+func testClosedStore(t *testing.T, s storage.Store) {
+	createClient(t, s, "app")
+	createUser(t, s, "alice")
+	require.NoError(t, s.Close())
+	_, err := s.GetClient(ctx(t), "app")
+	require.ErrorIs(t, err, storage.ErrUnavailable, "GetClient")
+	_, err = s.RevokeSubjectTokens(ctx(t), "alice")
+	require.ErrorIs(t, err, storage.ErrUnavailable, "RevokeSubjectTokens")
+	require.ErrorIs(t, s.DeleteUser(ctx(t), "alice"), storage.ErrUnavailable, "DeleteUser")
+	require.ErrorIs(t, s.UpsertUser(ctx(t), &storage.User{Username: "bob", PasswordHash: "x"}), storage.ErrUnavailable, "UpsertUser")
+	_, err = s.BeginTX(ctx(t))
+	require.ErrorIs(t, err, storage.ErrUnavailable, "BeginTX")
 }
