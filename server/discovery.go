@@ -41,6 +41,9 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		"request_uri_parameter_supported":                  false,
 		"claims_parameter_supported":                       false,
 	}
+	if s.cfg.RegistrationEnabled {
+		doc["registration_endpoint"] = s.url(pathRegister)
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=60")
 	_ = json.NewEncoder(w).Encode(doc)

@@ -60,7 +60,7 @@ func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	// A 405 must list the methods the resource allows (RFC 9110 §15.5.6).
 	var allowed []string
-	for _, method := range []string{http.MethodGet, http.MethodPost} {
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
 		probe := r.Clone(r.Context())
 		probe.Method = method
 		var match mux.RouteMatch

@@ -73,6 +73,19 @@ func withStoreWrapper(wrap func(storage.Store) storage.Store) option {
 	return func(o *serverOptions) { o.wrap = wrap }
 }
 
+// withRegistration turns on dynamic client registration, requiring
+// initialToken as a bearer token when it is not empty.
+func withRegistration(initialToken string) option {
+	return func(o *serverOptions) {
+		o.cfg.RegistrationEnabled, o.cfg.RegistrationToken = true, initialToken
+	}
+}
+
+// withAdminToken turns the admin API on with token.
+func withAdminToken(token string) option {
+	return func(o *serverOptions) { o.cfg.AdminToken = token }
+}
+
 // newTestServer starts a server with the test clients and users:
 //
 //	basic-client        client_secret_basic; client_credentials, refresh_token

@@ -34,6 +34,12 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc(pathIntrospect, s.handleIntrospect).Methods(post...)
 	r.HandleFunc(pathRevoke, s.handleRevoke).Methods(post...)
 	r.HandleFunc(pathPAR, s.handlePAR).Methods(post...)
+	if s.cfg.RegistrationEnabled {
+		r.HandleFunc(pathRegister, s.handleRegister).Methods(post...)
+		r.HandleFunc(pathRegisterClient, s.handleRegistrationGet).Methods(get...)
+		r.HandleFunc(pathRegisterClient, s.handleRegistrationPut).Methods(http.MethodPut)
+		r.HandleFunc(pathRegisterClient, s.handleRegistrationDelete).Methods(http.MethodDelete)
+	}
 	r.HandleFunc(pathUserinfo, s.handleUserinfo).Methods(both...)
 
 	// The pages a person fills in carry a CSRF token.
@@ -44,6 +50,26 @@ func (s *Server) routes() *mux.Router {
 
 	r.HandleFunc("/health/alive", s.handleAlive).Methods(get...)
 	r.HandleFunc("/health/ready", s.handleReady).Methods(get...)
+	if s.cfg.AdminToken != "" {
+		// The admin API (admin*.go) exists only with admin.token, which
+		// every one of its routes requires.
+		admin, put, del := s.requireAdmin, []string{http.MethodPut}, []string{http.MethodDelete}
+		r.Handle("/admin/clients", admin(s.handleAdminListClients)).Methods(get...)
+		r.Handle("/admin/clients", admin(s.handleAdminCreateClient)).Methods(post...)
+		r.Handle("/admin/clients/{id}", admin(s.handleAdminGetClient)).Methods(get...)
+		r.Handle("/admin/clients/{id}", admin(s.handleAdminUpdateClient)).Methods(put...)
+		r.Handle("/admin/clients/{id}", admin(s.handleAdminDeleteClient)).Methods(del...)
+		r.Handle("/admin/clients/{id}/secret", admin(s.handleAdminRotateSecret)).Methods(post...)
+		r.Handle("/admin/users", admin(s.handleAdminListUsers)).Methods(get...)
+		r.Handle("/admin/users", admin(s.handleAdminCreateUser)).Methods(post...)
+		r.Handle("/admin/users/{username}", admin(s.handleAdminGetUser)).Methods(get...)
+		r.Handle("/admin/users/{username}", admin(s.handleAdminUpdateUser)).Methods(put...)
+		r.Handle("/admin/users/{username}", admin(s.handleAdminDeleteUser)).Methods(del...)
+		r.Handle("/admin/tokens/revoke", admin(s.handleAdminRevokeTokens)).Methods(post...)
+		r.Handle("/admin/consents", admin(s.handleAdminListConsents)).Methods(get...)
+		r.Handle("/admin/consents", admin(s.handleAdminDeleteConsent)).Methods(del...)
+		r.Handle("/admin/keys/rotate", admin(s.handleAdminRotateKeys)).Methods(post...)
+	}
 
 	r.NotFoundHandler = http.HandlerFunc(s.handleNotFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(s.handleMethodNotAllowed)
