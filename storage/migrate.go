@@ -128,6 +128,17 @@ func migrations() []migration {
 		{version: 3, name: "registration access tokens", sql: []string{
 			`ALTER TABLE clients ADD COLUMN registration_token_hash VARCHAR(64) NOT NULL DEFAULT ''`,
 		}},
+		// The device table starts as the shared request row (rotated_at
+		// included, as migration 2 gave every request table), so the row
+		// shape stays one; the device columns follow.
+		{version: 4, name: "device authorization (RFC 8628)", sql: append(requestTableDDL(tableDevice),
+			`ALTER TABLE `+tableDevice+` ADD COLUMN rotated_at {{ts}} NULL`,
+			`ALTER TABLE `+tableDevice+` ADD COLUMN user_code_signature VARCHAR(64) NOT NULL DEFAULT ''`,
+			`ALTER TABLE `+tableDevice+` ADD COLUMN status VARCHAR(16) NOT NULL DEFAULT 'pending'`,
+			`ALTER TABLE `+tableDevice+` ADD COLUMN interval_seconds INTEGER NOT NULL DEFAULT 5`,
+			`ALTER TABLE `+tableDevice+` ADD COLUMN last_polled_at {{ts}} NULL`,
+			`CREATE UNIQUE INDEX `+tableDevice+`_user_code_idx ON `+tableDevice+` (user_code_signature)`,
+		)},
 	}
 }
 

@@ -49,6 +49,7 @@ type Store interface {
 	UserStore
 	KeyStore
 	BrowserStore
+	DeviceStore
 
 	// RevokeClientTokens deactivates every refresh token and unused code and
 	// deletes every access token issued to clientID, in one transaction; it

@@ -153,11 +153,14 @@ func (s *GormStore) RevokeSubjectTokens(ctx context.Context, subject string) (in
 // revokeWhere ends every grant matching cond, in one transaction: refresh
 // tokens deactivated, access tokens deleted, and unused authorization
 // codes invalidated (so exchanging one later also revokes what it would
-// have issued). It returns how many grants (request IDs) it ended.
+// have issued), and so are device codes not yet redeemed (a device then
+// gets invalid_grant). Tokens issued from a device code are ordinary
+// access and refresh rows. It returns how many grants (request IDs) it
+// ended.
 func (s *GormStore) revokeWhere(ctx context.Context, cond string, arg string) (int64, error) {
 	grants := map[string]bool{}
 	err := s.inTx(ctx, func(tx *gorm.DB) error {
-		for _, table := range []string{tableRefresh, tableCode, tableAccess} {
+		for _, table := range []string{tableRefresh, tableCode, tableDevice, tableAccess} {
 			q := tx.Table(table).Where(cond, arg)
 			if table != tableAccess {
 				q = q.Where("active = ?", true)
@@ -170,7 +173,7 @@ func (s *GormStore) revokeWhere(ctx context.Context, cond string, arg string) (i
 				grants[id] = true
 			}
 		}
-		for _, table := range []string{tableRefresh, tableCode} {
+		for _, table := range []string{tableRefresh, tableCode, tableDevice} {
 			if err := tx.Table(table).Where(cond+" AND active = ?", arg, true).Update("active", false).Error; err != nil {
 				return translate(err)
 			}
@@ -267,11 +270,13 @@ func (s *GormStore) DeletePARSession(ctx context.Context, requestURI string) err
 	return s.deleteRequest(ctx, tablePAR, hashKey(requestURI))
 }
 
-// DeleteExpired removes every request row, used JTI and login session that
-// expired before now.
+// DeleteExpired removes every request row, device code, used JTI and login
+// session that expired before now.
 func (s *GormStore) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
 	var n int64
-	for _, table := range requestTables {
+	// tableDevice is not in requestTables: migration 2 alters every table
+	// listed there, and the device table comes with migration 4.
+	for _, table := range append(requestTables[:len(requestTables):len(requestTables)], tableDevice) {
 		res := s.writer(ctx).Table(table).Where("expires_at IS NOT NULL AND expires_at < ?", now.UTC()).Delete(&requestRow{})
 		if res.Error != nil {
 			return n, fmt.Errorf("delete expired %s: %w", table, translate(res.Error))

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		concurrencyTests(),
 		browserTests(),
 		pagingTests(),
+		deviceTests(),
 	} {
 		all = append(all, group...)
 	}
