@@ -18,6 +18,7 @@ const (
 	demoClientSecret = "demo-secret"
 	demoWebClientID  = "demo-web"
 	demoSPAClientID  = "demo-spa"
+	demoDeviceID     = "demo-device"
 	demoRedirectURI  = "http://127.0.0.1:5555/callback"
 	demoUsername     = "alice"
 	demoPassword     = "alice-password"
@@ -55,6 +56,13 @@ func (c *cli) createDemoClients(ctx context.Context, mgr *clients.Manager, st st
 			Scopes:                  []string{"openid", "profile", "email", "groups", "offline_access"},
 			TokenEndpointAuthMethod: clients.AuthMethodNone,
 		}, ""},
+		{&clients.Client{
+			ID:                      demoDeviceID,
+			Name:                    "Demo device",
+			GrantTypes:              []string{clients.GrantDeviceCode, clients.GrantRefreshToken},
+			Scopes:                  []string{"openid", "profile", "offline_access"},
+			TokenEndpointAuthMethod: clients.AuthMethodNone,
+		}, ""},
 	}
 	for _, d := range demo {
 		if _, err := mgr.Create(ctx, d.client, d.secret); err != nil {
@@ -74,13 +82,18 @@ demo clients:
   %-12s secret %-12s client_credentials (scopes read write)
   %-12s secret %-12s authorization_code + refresh_token, redirect %s
   %-12s public (PKCE)        authorization_code + refresh_token, redirect %s
+  %-12s public               device_code + refresh_token (scopes openid profile offline_access)
 get a token:
   curl -s -u %s:%s -d grant_type=client_credentials -d scope=read %s/oauth2/token
 sign in with a browser:
   %s/oauth2/auth?response_type=code&client_id=%s&redirect_uri=%s&scope=openid+profile+email&state=xyz12345&nonce=n0nce1234
+connect a device (then open verification_uri_complete in a browser):
+  curl -s -d client_id=%s -d scope='openid profile offline_access' %s/oauth2/device/auth
 `, demoUsername, demoPassword,
 		demoClientID, demoClientSecret, demoWebClientID, demoClientSecret, demoRedirectURI, demoSPAClientID, demoRedirectURI,
+		demoDeviceID,
 		demoClientID, demoClientSecret, issuer,
-		issuer, demoWebClientID, demoRedirectURI)
+		issuer, demoWebClientID, demoRedirectURI,
+		demoDeviceID, issuer)
 	return nil
 }

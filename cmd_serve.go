@@ -155,6 +155,8 @@ func runtimeConfig(f config.File, st storage.Store, log *slog.Logger, hasher *cl
 		RefreshTokenLifespan:  f.Tokens.RefreshTokenLifespan.Duration,
 		AuthorizeCodeLifespan: f.Tokens.AuthorizeCodeLifespan.Duration,
 		IDTokenLifespan:       f.Tokens.IDTokenLifespan.Duration,
+		DeviceCodeLifespan:    f.Tokens.DeviceCodeLifespan.Duration,
+		AccessTokenFormat:     f.Tokens.AccessTokenFormat,
 		Hasher:                hasher,
 		SigningAlgorithm:      f.Tokens.IDTokenSigningAlg,
 		AdminToken:            f.Admin.Token,

@@ -106,7 +106,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 		if err := run(t.Context(), []string{"migrate"}, envFrom(env), &out, io.Discard); err != nil {
 			t.Fatal(err)
 		}
-		if got := out.String(); got != "database schema at version 3\n" {
+		if got := out.String(); got != "database schema at version 4\n" {
 			t.Fatalf("run %d printed %q", i, got)
 		}
 	}

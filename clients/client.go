@@ -4,6 +4,8 @@
 package clients
 
 import (
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"time"
 
 	"github.com/go-jose/go-jose/v3"
@@ -75,14 +77,58 @@ func (c *Client) GetResponseTypes() fosite.Arguments { return c.ResponseTypes }
 func (c *Client) IsPublic() bool { return c.TokenEndpointAuthMethod == AuthMethodNone }
 
 func (c *Client) GetRequestURIs() []string                 { return nil }
-func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet      { return c.JWKS }
 func (c *Client) GetJSONWebKeysURI() string                { return "" }
 func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
-func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string {
-	if c.TokenEndpointAuthMethod == AuthMethodPrivateKey {
-		return "RS256"
+
+// GetJSONWebKeys returns the registered keys, a key without "use" marked
+// as a signing key: RFC 7517 makes "use" optional, and fosite verifies a
+// private_key_jwt client assertion only with keys marked use=sig.
+func (c *Client) GetJSONWebKeys() *jose.JSONWebKeySet {
+	if c.JWKS == nil {
+		return nil
 	}
-	return ""
+	set := &jose.JSONWebKeySet{Keys: make([]jose.JSONWebKey, len(c.JWKS.Keys))}
+	for i, k := range c.JWKS.Keys {
+		if k.Use == "" {
+			k.Use = "sig"
+		}
+		set.Keys[i] = k
+	}
+	return set
+}
+
+// GetTokenEndpointAuthSigningAlgorithm is the one "alg" fosite accepts in
+// a private_key_jwt client assertion: that of the client's first signing
+// key, its "alg" or else the one its type implies (RS256 for RSA, ES256,
+// ES384 or ES512 for P-256, P-384 or P-521); RS256 without keys.
+func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string {
+	if c.TokenEndpointAuthMethod != AuthMethodPrivateKey {
+		return ""
+	}
+	if c.JWKS != nil {
+		for _, k := range c.JWKS.Keys {
+			if k.Use != "" && k.Use != "sig" {
+				continue
+			}
+			if k.Algorithm != "" {
+				return k.Algorithm
+			}
+			switch key := k.Public().Key.(type) {
+			case *rsa.PublicKey:
+				return "RS256"
+			case *ecdsa.PublicKey:
+				switch key.Curve.Params().Name {
+				case "P-256":
+					return "ES256"
+				case "P-384":
+					return "ES384"
+				case "P-521":
+					return "ES512"
+				}
+			}
+		}
+	}
+	return "RS256"
 }
 
 // GetTokenEndpointAuthMethod defaults to client_secret_basic as RFC 7591 §2 does.

@@ -86,6 +86,11 @@ func withAdminToken(token string) option {
 	return func(o *serverOptions) { o.cfg.AdminToken = token }
 }
 
+// withAccessTokenFormat sets tokens.access_token_format: "opaque" or "jwt".
+func withAccessTokenFormat(format string) option {
+	return func(o *serverOptions) { o.cfg.AccessTokenFormat = format }
+}
+
 // newTestServer starts a server with the test clients and users:
 //
 //	basic-client        client_secret_basic; client_credentials, refresh_token

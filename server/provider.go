@@ -49,8 +49,11 @@ func newProvider(cfg Config, signer jwt.Signer) *fosite.Fosite {
 		RefreshTokenScopes:              []string{"offline_access"},
 		PushedAuthorizeRequestURIPrefix: parRequestURIPrefix,
 		PushedAuthorizeContextLifespan:  90 * time.Second,
+		// RFC 7523 (rfc7523.go): the client authenticates and lists the
+		// grant; assertions need jti, iat and exp at most this far ahead.
+		GrantTypeJWTBearerMaxDuration: jwtBearerMaxLifetime,
 	}
-	strategy := oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fc}, fc)
+	strategy := newTokenStrategy(oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fc}, fc), signer, cfg.Issuer, cfg.AccessTokenFormat)
 	idTokens := &openid.DefaultStrategy{Signer: signer, Config: fc}
 	idHelper := &openid.IDTokenHandleHelper{IDTokenStrategy: idTokens}
 	store := cfg.Store
@@ -83,6 +86,9 @@ func newProvider(cfg Config, signer jwt.Signer) *fosite.Fosite {
 	}
 	helper := &oauth2.HandleHelper{AccessTokenStrategy: strategy, AccessTokenStorage: store, Config: fc}
 	fc.TokenEndpointHandlers.Append(grantListed{&oauth2.ClientCredentialsGrantHandler{HandleHelper: helper, Config: fc}, "client_credentials"})
+	fc.TokenEndpointHandlers.Append(newJWTBearerGrant(store, helper, fc))
+	// private_key_jwt failures are 401 invalid_client, like every wrong client authentication.
+	fc.ClientAuthenticationStrategy = clientAuthentication(fc, store)
 	fc.TokenEndpointHandlers.Append(refreshScopes{&oauth2.RefreshTokenGrantHandler{
 		AccessTokenStrategy:    strategy,
 		RefreshTokenStrategy:   strategy,
@@ -90,6 +96,8 @@ func newProvider(cfg Config, signer jwt.Signer) *fosite.Fosite {
 		Config:                 fc,
 	}})
 	fc.TokenEndpointHandlers.Append(&openid.OpenIDConnectRefreshHandler{IDTokenHandleHelper: idHelper, Config: fc})
+	// RFC 8628 device authorization grant (device.go): fosite has no handler.
+	fc.TokenEndpointHandlers.Append(newDeviceGrant(cfg, fc, strategy, idHelper))
 
 	fc.TokenIntrospectionHandlers.Append(&oauth2.CoreValidator{CoreStrategy: strategy, CoreStorage: store, Config: fc})
 	fc.RevocationHandlers.Append(&oauth2.TokenRevocationHandler{

@@ -34,6 +34,8 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc(pathIntrospect, s.handleIntrospect).Methods(post...)
 	r.HandleFunc(pathRevoke, s.handleRevoke).Methods(post...)
 	r.HandleFunc(pathPAR, s.handlePAR).Methods(post...)
+	r.HandleFunc(pathDeviceAuth, s.handleDeviceAuthorization).Methods(post...)
+	r.Handle(pathDevice, s.protectForms(http.HandlerFunc(s.handleDevice))).Methods(both...)
 	if s.cfg.RegistrationEnabled {
 		r.HandleFunc(pathRegister, s.handleRegister).Methods(post...)
 		r.HandleFunc(pathRegisterClient, s.handleRegistrationGet).Methods(get...)

@@ -46,6 +46,13 @@ type Config struct {
 	RefreshTokenLifespan  time.Duration
 	AuthorizeCodeLifespan time.Duration
 	IDTokenLifespan       time.Duration
+	// DeviceCodeLifespan is how long a device code and its user code
+	// stay usable (RFC 8628; default 10m).
+	DeviceCodeLifespan time.Duration
+
+	// AccessTokenFormat is the format of access tokens of clients that do
+	// not set their own: "opaque" (default) or "jwt" (RFC 9068).
+	AccessTokenFormat string
 
 	// Hasher checks client secrets; nil means a fresh one.
 	Hasher *clients.Hasher
@@ -89,6 +96,9 @@ type Server struct {
 	// check takes 19 MiB, so a burst of logins queues instead of
 	// exhausting memory.
 	passwordChecks chan struct{}
+	// deviceGuesses rate-limits wrong user codes on the device page, per
+	// address (device_page.go).
+	deviceGuesses *users.Limiter
 }
 
 // New assembles a Server. It loads (or creates) the system secret, so the
@@ -119,11 +129,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		&cfg.RefreshTokenLifespan:  720 * time.Hour,
 		&cfg.AuthorizeCodeLifespan: 10 * time.Minute,
 		&cfg.IDTokenLifespan:       time.Hour,
+		&cfg.DeviceCodeLifespan:    10 * time.Minute,
 	}
 	for p, d := range defaults {
 		if *p <= 0 {
 			*p = d
 		}
+	}
+	switch cfg.AccessTokenFormat {
+	case "":
+		cfg.AccessTokenFormat = formatOpaque
+	case formatOpaque, formatJWT:
+	default:
+		return nil, fmt.Errorf("server: access token format %q is neither %q nor %q", cfg.AccessTokenFormat, formatOpaque, formatJWT)
 	}
 	if len(cfg.SystemSecret) == 0 {
 		candidate := make([]byte, 32)
@@ -166,6 +184,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		secure: issuer.Scheme == "https",
 
 		passwordChecks: make(chan struct{}, runtime.NumCPU()),
+		deviceGuesses:  users.NewLimiter(users.LimiterOptions{Now: cfg.Now}),
 	}
 	s.cookies = securecookie.New(derive(cfg.SystemSecret, "latch session cookie"), nil)
 	s.cookies.MaxAge(int(cfg.LoginSessionLifespan / time.Second))
