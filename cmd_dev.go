@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
+	"net/url"
 
 	"github.com/latchauth/latch/clients"
 	"github.com/latchauth/latch/config"
@@ -22,7 +25,15 @@ const (
 	demoRedirectURI  = "http://127.0.0.1:5555/callback"
 	demoUsername     = "alice"
 	demoPassword     = "alice-password"
+	// demoCodeVerifier is the PKCE verifier of the printed demo-spa URL.
+	demoCodeVerifier = "dev-mode-code-verifier-of-the-printed-url-0123456789"
 )
+
+// demoCodeChallenge is the S256 challenge of demoCodeVerifier.
+func demoCodeChallenge() string {
+	sum := sha256.Sum256([]byte(demoCodeVerifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
 
 func (c *cli) createDemoClients(ctx context.Context, mgr *clients.Manager, st storage.Store, issuer string) error {
 	demo := []struct {
@@ -39,11 +50,11 @@ func (c *cli) createDemoClients(ctx context.Context, mgr *clients.Manager, st st
 		{&clients.Client{
 			ID:                      demoWebClientID,
 			Name:                    "Demo web app",
-			GrantTypes:              []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken},
+			GrantTypes:              []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken, clients.GrantClientCredentials},
 			ResponseTypes:           []string{"code"},
 			RedirectURIs:            []string{demoRedirectURI},
 			PostLogoutRedirectURIs:  []string{"http://127.0.0.1:5555/"},
-			Scopes:                  []string{"openid", "profile", "email", "groups", "offline_access"},
+			Scopes:                  []string{"openid", "profile", "email", "groups", "offline_access", "read"},
 			TokenEndpointAuthMethod: clients.AuthMethodBasic,
 		}, demoClientSecret},
 		{&clients.Client{
@@ -76,24 +87,32 @@ func (c *cli) createDemoClients(ctx context.Context, mgr *clients.Manager, st st
 	if err != nil {
 		return fmt.Errorf("dev: demo user: %w", err)
 	}
+	spa := url.Values{
+		"response_type": {"code"}, "client_id": {demoSPAClientID}, "redirect_uri": {demoRedirectURI},
+		"scope": {"openid profile email offline_access"}, "state": {"xyz12345"}, "nonce": {"n0nce1234"},
+		"code_challenge": {demoCodeChallenge()}, "code_challenge_method": {"S256"},
+	}
 	fmt.Fprintf(c.stdout, `dev mode: in-memory database, nothing is kept; the demo credentials below are public.
-demo user:    %s / %s
+issuer:       %[1]s
+demo user:    %[2]s / %[3]s
 demo clients:
-  %-12s secret %-12s client_credentials (scopes read write)
-  %-12s secret %-12s authorization_code + refresh_token, redirect %s
-  %-12s public (PKCE)        authorization_code + refresh_token, redirect %s
-  %-12s public               device_code + refresh_token (scopes openid profile offline_access)
-get a token:
-  curl -s -u %s:%s -d grant_type=client_credentials -d scope=read %s/oauth2/token
-sign in with a browser:
-  %s/oauth2/auth?response_type=code&client_id=%s&redirect_uri=%s&scope=openid+profile+email&state=xyz12345&nonce=n0nce1234
+  %-12[4]s secret %-12[5]s client_credentials (scopes read write)
+  %-12[6]s secret %-12[5]s authorization_code + refresh_token + client_credentials, redirect %[7]s
+  %-12[8]s public (PKCE)        authorization_code + refresh_token, redirect %[7]s
+  %-12[9]s public               device_code + refresh_token (scopes openid profile offline_access)
+get a token (client_credentials):
+  curl -s -u %[4]s:%[5]s -d grant_type=client_credentials -d scope=read %[1]s/oauth2/token
+sign in with a browser (%[6]s, then exchange the code with -u %[6]s:%[5]s):
+  %[1]s/oauth2/auth?response_type=code&client_id=%[6]s&redirect_uri=%[7]s&scope=openid+profile+email&state=xyz12345&nonce=n0nce1234
+sign in with PKCE (%[8]s), then exchange the code:
+  %[1]s/oauth2/auth?%[10]s
+  curl -s -d grant_type=authorization_code -d client_id=%[8]s -d redirect_uri=%[7]s -d code_verifier=%[11]s -d code=PASTE_THE_CODE %[1]s/oauth2/token
 connect a device (then open verification_uri_complete in a browser):
-  curl -s -d client_id=%s -d scope='openid profile offline_access' %s/oauth2/device/auth
-`, demoUsername, demoPassword,
-		demoClientID, demoClientSecret, demoWebClientID, demoClientSecret, demoRedirectURI, demoSPAClientID, demoRedirectURI,
-		demoDeviceID,
-		demoClientID, demoClientSecret, issuer,
-		issuer, demoWebClientID, demoRedirectURI,
-		demoDeviceID, issuer)
+  curl -s -d client_id=%[9]s -d scope='openid profile offline_access' %[1]s/oauth2/device/auth
+test helpers, dev mode only: POST %[1]s/dev/tokens, /dev/expire, /dev/fail (JSON; see the README)
+  curl -s -H 'Content-Type: application/json' -d '{"client_id":"%[6]s","subject":"%[2]s","scope":"openid profile","id_token":true}' %[1]s/dev/tokens
+`, issuer, demoUsername, demoPassword,
+		demoClientID, demoClientSecret, demoWebClientID, demoRedirectURI, demoSPAClientID, demoDeviceID,
+		spa.Encode(), demoCodeVerifier)
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/latchauth/latch/config"
+	"github.com/latchauth/latch/server"
 	"github.com/latchauth/latch/storage"
 )
 
@@ -87,22 +88,9 @@ func validate(f config.File) error {
 	return nil
 }
 
-// openStore opens and migrates the database of f.
+// openStore opens and migrates the database of f, as serve does.
 func openStore(ctx context.Context, f config.File, log *slog.Logger) (*storage.GormStore, error) {
-	st, err := storage.Open(ctx, storage.Options{
-		Driver:                  f.Database.Driver,
-		DSN:                     f.Database.DSN,
-		Logger:                  log,
-		RefreshTokenGracePeriod: f.Tokens.RefreshTokenGracePeriod.Duration,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := st.Migrate(ctx); err != nil {
-		_ = st.Close()
-		return nil, err
-	}
-	return st, nil
+	return server.OpenStore(ctx, f, log)
 }
 
 // openConfigured loads and validates the configuration and opens its

@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/latchauth/latch/clients"
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/server"
 	"github.com/latchauth/latch/storage"
@@ -81,34 +80,19 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 		f.Issuer = scheme + "://" + ln.Addr().String()
 	}
 
-	st, err := openStore(ctx, f, log)
+	in, err := server.Boot(ctx, f, server.BootOptions{Logger: log, DevMode: o.dev})
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	hasher := clients.NewHasher(10000)
-	mgr := &clients.Manager{Store: st, Hasher: hasher}
-	if err := seed(ctx, f, st, mgr); err != nil {
-		return err
-	}
-	srv, err := server.New(ctx, runtimeConfig(f, st, log, hasher))
-	if err != nil {
-		return err
-	}
+	defer in.Close()
+	srv, st := in.Server, in.Store
 	if o.dev {
-		if err := c.createDemoClients(ctx, mgr, st, srv.Issuer()); err != nil {
+		if err := c.createDemoClients(ctx, in.Clients, st, srv.Issuer()); err != nil {
 			return err
 		}
 	}
 
-	httpSrv := &http.Server{
-		Handler:           srv,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	httpSrv := server.HTTPServer(srv, log)
 	served := make(chan error, 1)
 	go func() {
 		if f.TLS.CertFile != "" {
@@ -143,26 +127,6 @@ func issuerHost(issuer string) string {
 		return ""
 	}
 	return u.Host
-}
-
-func runtimeConfig(f config.File, st storage.Store, log *slog.Logger, hasher *clients.Hasher) server.Config {
-	return server.Config{
-		Issuer:                f.Issuer,
-		Store:                 st,
-		Logger:                log,
-		SystemSecret:          []byte(f.Secrets.System),
-		AccessTokenLifespan:   f.Tokens.AccessTokenLifespan.Duration,
-		RefreshTokenLifespan:  f.Tokens.RefreshTokenLifespan.Duration,
-		AuthorizeCodeLifespan: f.Tokens.AuthorizeCodeLifespan.Duration,
-		IDTokenLifespan:       f.Tokens.IDTokenLifespan.Duration,
-		DeviceCodeLifespan:    f.Tokens.DeviceCodeLifespan.Duration,
-		AccessTokenFormat:     f.Tokens.AccessTokenFormat,
-		Hasher:                hasher,
-		SigningAlgorithm:      f.Tokens.IDTokenSigningAlg,
-		AdminToken:            f.Admin.Token,
-		RegistrationEnabled:   f.Registration.Enabled,
-		RegistrationToken:     f.Registration.InitialAccessToken,
-	}
 }
 
 // janitor deletes expired rows every interval (0 disables it).

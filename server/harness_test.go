@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -144,6 +145,12 @@ func startServer(t *testing.T, o serverOptions) *testServer {
 	httpSrv.Start()
 
 	transport := &http.Transport{MaxIdleConns: 128, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second}
+	var roundTripper http.RoundTripper = transport
+	if os.Getenv("LATCH_TEST_OPENAPI") != "off" {
+		// Every response the test receives from the server is checked
+		// against openapi.yaml (openapi_test.go).
+		roundTripper = validateResponses(t, transport, httpSrv.Listener.Addr().String())
+	}
 	t.Cleanup(func() {
 		httpSrv.Close()
 		transport.CloseIdleConnections()
@@ -156,7 +163,7 @@ func startServer(t *testing.T, o serverOptions) *testServer {
 	}
 	return &testServer{
 		URL: httpSrv.URL, Store: st, opts: o, secret: secret, secrets: secrets, httpSrv: httpSrv,
-		http: &http.Client{Transport: transport, Timeout: 15 * time.Second},
+		http: &http.Client{Transport: roundTripper, Timeout: 15 * time.Second},
 	}
 }
 

@@ -26,7 +26,10 @@ const parRequestURIPrefix = "urn:ietf:params:oauth:request_uri:"
 // the HMAC strategy keyed by the system secret, the OpenID Connect strategy
 // signing with the stored keys, and each handler named explicitly (no
 // ComposeAllEnabled).
-func newProvider(cfg Config, signer jwt.Signer) *fosite.Fosite {
+//
+// It also returns the device grant, whose token strategy and ID token
+// helper the fixture helpers (dev.go) mint with.
+func newProvider(cfg Config, signer jwt.Signer) (*fosite.Fosite, *deviceGrant) {
 	// fosite uses the first 32 bytes of GlobalSecret; hashing a longer
 	// configured secret keeps all of its entropy.
 	key := sha256.Sum256(cfg.SystemSecret)
@@ -97,7 +100,8 @@ func newProvider(cfg Config, signer jwt.Signer) *fosite.Fosite {
 	}})
 	fc.TokenEndpointHandlers.Append(&openid.OpenIDConnectRefreshHandler{IDTokenHandleHelper: idHelper, Config: fc})
 	// RFC 8628 device authorization grant (device.go): fosite has no handler.
-	fc.TokenEndpointHandlers.Append(newDeviceGrant(cfg, fc, strategy, idHelper))
+	device := newDeviceGrant(cfg, fc, strategy, idHelper)
+	fc.TokenEndpointHandlers.Append(device)
 
 	fc.TokenIntrospectionHandlers.Append(&oauth2.CoreValidator{CoreStrategy: strategy, CoreStorage: store, Config: fc})
 	fc.RevocationHandlers.Append(&oauth2.TokenRevocationHandler{
@@ -105,7 +109,7 @@ func newProvider(cfg Config, signer jwt.Signer) *fosite.Fosite {
 		AccessTokenStrategy:    strategy,
 		RefreshTokenStrategy:   strategy,
 	})
-	return compose.Compose(fc, store, strategy).(*fosite.Fosite)
+	return compose.Compose(fc, store, strategy).(*fosite.Fosite), device
 }
 
 // newSession is the session every request starts with and every stored

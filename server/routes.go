@@ -28,6 +28,7 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/.well-known/openid-configuration", s.handleDiscovery).Methods(get...)
 	r.HandleFunc("/.well-known/oauth-authorization-server", s.handleDiscovery).Methods(get...)
 	r.HandleFunc(pathJWKS, s.handleJWKS).Methods(get...)
+	r.HandleFunc(pathOpenAPI, s.handleOpenAPI).Methods(get...)
 
 	r.HandleFunc(pathAuthorize, s.handleAuthorize).Methods(both...)
 	r.HandleFunc(pathToken, s.handleToken).Methods(post...)
@@ -52,6 +53,14 @@ func (s *Server) routes() *mux.Router {
 
 	r.HandleFunc("/health/alive", s.handleAlive).Methods(get...)
 	r.HandleFunc("/health/ready", s.handleReady).Methods(get...)
+	if s.cfg.DevMode {
+		// The test-fixture helpers (dev.go), for test suites in any
+		// language. They mint tokens for whoever asks: `latch serve --dev`
+		// only, never otherwise.
+		r.HandleFunc("/dev/tokens", s.handleDevTokens).Methods(post...)
+		r.HandleFunc("/dev/expire", s.handleDevExpire).Methods(post...)
+		r.HandleFunc("/dev/fail", s.handleDevFail).Methods(post...)
+	}
 	if s.cfg.AdminToken != "" {
 		// The admin API (admin*.go) exists only with admin.token, which
 		// every one of its routes requires.

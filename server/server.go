@@ -30,7 +30,7 @@ import (
 )
 
 // Config is the runtime configuration of a Server (config.File is the file
-// schema; cmd_serve.go turns one into the other).
+// schema; ConfigFromFile in boot.go turns one into the other).
 type Config struct {
 	// Issuer is the public base URL, e.g. http://127.0.0.1:8080.
 	Issuer string
@@ -76,6 +76,14 @@ type Config struct {
 	// RegistrationToken, when set, is the initial access token it needs.
 	RegistrationEnabled bool
 	RegistrationToken   string
+
+	// DevMode mounts the test-fixture helpers under /dev/ (dev.go): they
+	// mint tokens for whoever asks, so only `latch serve --dev` sets it.
+	DevMode bool
+	// Faults, when set, answers the requests it was told to fail with an
+	// injected error before routing (dev.go; latchtest.FailNext and
+	// /dev/fail). DevMode makes one when it is nil.
+	Faults *Faults
 }
 
 // Server answers every HTTP request of Latch.
@@ -86,6 +94,7 @@ type Server struct {
 	now     func() time.Time
 	oauth   *fosite.Fosite
 	router  *mux.Router
+	handler http.Handler // router, behind cfg.Faults when set
 	keys    *keys.Manager
 	signer  jwt.Signer
 	users   *users.Authenticator
@@ -96,6 +105,9 @@ type Server struct {
 	// check takes 19 MiB, so a burst of logins queues instead of
 	// exhausting memory.
 	passwordChecks chan struct{}
+	// device is the composed device grant: its strategy and ID token
+	// helper are the provider's own, which the fixture helpers reuse.
+	device *deviceGrant
 	// deviceGuesses rate-limits wrong user codes on the device page, per
 	// address (device_page.go).
 	deviceGuesses *users.Limiter
@@ -188,14 +200,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.cookies = securecookie.New(derive(cfg.SystemSecret, "latch session cookie"), nil)
 	s.cookies.MaxAge(int(cfg.LoginSessionLifespan / time.Second))
-	s.oauth = newProvider(cfg, s.signer)
+	s.oauth, s.device = newProvider(cfg, s.signer)
+	if cfg.DevMode && cfg.Faults == nil {
+		s.cfg.Faults = &Faults{}
+	}
 	s.router = s.routes()
+	s.handler = s.router
+	if s.cfg.Faults != nil {
+		s.handler = s.cfg.Faults.wrap(s.router)
+	}
 	return s, nil
 }
 
 // ServeHTTP makes Server an http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.router.ServeHTTP(w, r)
+	s.handler.ServeHTTP(w, r)
 }
 
 // Issuer is the issuer URL the server was built with.

@@ -65,6 +65,9 @@ type Store interface {
 	// DeleteExpired removes every token, code, session and JTI that expired
 	// before now, and returns how many rows went.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
+	// ExpireNow makes the token, code or device code stored under
+	// signature expire now, for test fixtures (storage/fixture.go).
+	ExpireNow(ctx context.Context, signature string) error
 
 	// Ping reports whether the database answers (readiness).
 	Ping(ctx context.Context) error

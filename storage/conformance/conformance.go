@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		browserTests(),
 		pagingTests(),
 		deviceTests(),
+		fixtureTests(),
 	} {
 		all = append(all, group...)
 	}
