@@ -10,7 +10,6 @@ import (
 
 	"github.com/latchauth/latch/storage"
 	"github.com/latchauth/latch/templates"
-	"github.com/latchauth/latch/users"
 )
 
 // handleDevice is GET and POST /device, the page of RFC 8628 §3.3 where a
@@ -109,25 +108,10 @@ func (s *Server) enteredDeviceCode(w http.ResponseWriter, r *http.Request) (stri
 // deviceLogin checks the login form exactly as /login does, then asks for
 // consent.
 func (s *Server) deviceLogin(w http.ResponseWriter, r *http.Request, code string, dc *storage.DeviceCode) {
-	username, password := r.PostFormValue("username"), r.PostFormValue("password")
-	s.passwordChecks <- struct{}{}
-	user, err := s.users.Authenticate(r.Context(), username, password, r.RemoteAddr)
-	<-s.passwordChecks
-	switch {
-	case errors.Is(err, users.ErrRateLimited):
-		s.renderDeviceLogin(w, r, code, dc, http.StatusTooManyRequests, username,
-			"Too many failed attempts. Wait a few minutes, then try again.")
-		return
-	case errors.Is(err, users.ErrInvalidCredentials):
-		w.Header().Set("WWW-Authenticate", `Form realm="latch"`)
-		s.renderDeviceLogin(w, r, code, dc, http.StatusUnauthorized, username, "Wrong username or password.")
-		return
-	case err != nil:
-		s.renderStorageError(w, r, err)
-		return
-	}
-	if _, err := s.startSession(w, r, user.Username); err != nil {
-		s.renderStorageError(w, r, err)
+	user, _, ok := s.signIn(w, r, func(status int, username, msg string) {
+		s.renderDeviceLogin(w, r, code, dc, status, username, msg)
+	})
+	if !ok {
 		return
 	}
 	s.renderDeviceConsent(w, r, code, dc, user)

@@ -50,30 +50,42 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, challenge, ar, http.StatusOK, "", "")
 		return
 	}
+	_, ls, ok := s.signIn(w, r, func(status int, username, msg string) {
+		s.renderLogin(w, r, challenge, ar, status, username, msg)
+	})
+	if !ok {
+		return
+	}
+	s.proceed(w, r, ar, challenge, ls, true)
+}
+
+// signIn checks the posted login form and starts a session. On failure it
+// has answered: rerender shows the form again with a message (wrong
+// password, rate limit), a database failure gets the storage error page.
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request, rerender func(status int, username, msg string)) (*storage.User, *storage.LoginSession, bool) {
 	username, password := r.PostFormValue("username"), r.PostFormValue("password")
 	s.passwordChecks <- struct{}{}
 	user, err := s.users.Authenticate(r.Context(), username, password, r.RemoteAddr)
 	<-s.passwordChecks
 	switch {
 	case errors.Is(err, users.ErrRateLimited):
-		s.renderLogin(w, r, challenge, ar, http.StatusTooManyRequests, username,
-			"Too many failed attempts. Wait a few minutes, then try again.")
-		return
+		rerender(http.StatusTooManyRequests, username, "Too many failed attempts. Wait a few minutes, then try again.")
+		return nil, nil, false
 	case errors.Is(err, users.ErrInvalidCredentials):
 		// RFC 9110 §15.5.2: a 401 names how to authenticate; here, the form.
 		w.Header().Set("WWW-Authenticate", `Form realm="latch"`)
-		s.renderLogin(w, r, challenge, ar, http.StatusUnauthorized, username, "Wrong username or password.")
-		return
+		rerender(http.StatusUnauthorized, username, "Wrong username or password.")
+		return nil, nil, false
 	case err != nil:
 		s.renderStorageError(w, r, err)
-		return
+		return nil, nil, false
 	}
 	ls, err := s.startSession(w, r, user.Username)
 	if err != nil {
 		s.renderStorageError(w, r, err)
-		return
+		return nil, nil, false
 	}
-	s.proceed(w, r, ar, challenge, ls, true)
+	return user, ls, true
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, challenge string, ar fosite.AuthorizeRequester, status int, username, msg string) {
