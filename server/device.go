@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
@@ -114,11 +115,11 @@ func newUserCode() (string, error) {
 // right length and alphabet.
 func normalizeUserCode(typed string) (code string, ok bool) {
 	code = strings.Map(func(r rune) rune {
-		if r == '-' || r == ' ' || r == '\t' {
+		if r == '-' || unicode.IsSpace(r) {
 			return -1
 		}
 		return r
-	}, strings.ToUpper(strings.TrimSpace(typed)))
+	}, strings.ToUpper(typed))
 	if len(code) != userCodeLength {
 		return code, false
 	}

@@ -1,15 +1,18 @@
 package server
 
 import (
+	"bytes"
 	"net/http"
 	"runtime/debug"
-	"time"
 )
 
-// statusRecorder remembers the status a handler wrote, for the access log.
+// statusRecorder remembers the status a handler wrote, for the access log
+// and the metrics, and keeps the start of the body when keep is set.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	keep   bool
+	body   bytes.Buffer
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
@@ -23,23 +26,14 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
+	if r.keep && r.body.Len() < captureBody {
+		r.body.Write(b[:min(len(b), captureBody-r.body.Len())])
+	}
 	return r.ResponseWriter.Write(b)
 }
 
-// logRequests logs method, path, status and duration. Never the query or
-// the body: they carry codes, tokens and secrets.
-func (s *Server) logRequests(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := s.now()
-		rec := &statusRecorder{ResponseWriter: w}
-		next.ServeHTTP(rec, r)
-		if rec.status == 0 {
-			rec.status = http.StatusOK
-		}
-		s.log.DebugContext(r.Context(), "http", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-			"duration", time.Since(start).Round(time.Microsecond))
-	})
-}
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // capBodies limits every request body; a form or JSON body past the cap
 // fails to parse and is answered invalid_request.

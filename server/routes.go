@@ -22,7 +22,7 @@ const (
 // surface.
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
-	r.Use(s.recoverPanics, s.logRequests, s.capBodies)
+	r.Use(s.recoverPanics, s.nameRoute, s.capBodies)
 	get, post, both := []string{http.MethodGet}, []string{http.MethodPost}, []string{http.MethodGet, http.MethodPost}
 
 	r.HandleFunc("/.well-known/openid-configuration", s.handleDiscovery).Methods(get...)
@@ -51,6 +51,7 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(pathLogout, logoutCSRF(s.protectForms(http.HandlerFunc(s.handleLogout)))).Methods(both...)
 	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", http.FileServer(http.FS(templates.Static())))).Methods(get...)
 
+	r.HandleFunc(pathMetrics, s.handleMetrics).Methods(get...)
 	r.HandleFunc("/health/alive", s.handleAlive).Methods(get...)
 	r.HandleFunc("/health/ready", s.handleReady).Methods(get...)
 	if s.cfg.DevMode {

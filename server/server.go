@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/securecookie"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/token/jwt"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/latchauth/latch/clients"
 	"github.com/latchauth/latch/keys"
@@ -84,6 +85,10 @@ type Config struct {
 	// injected error before routing (dev.go; latchtest.FailNext and
 	// /dev/fail). DevMode makes one when it is nil.
 	Faults *Faults
+	// Metrics is the Prometheus registry the server's metrics go to. Nil
+	// makes a registry of the server's own, with the Go runtime and
+	// process collectors; a given one gets only Latch's metrics.
+	Metrics *prometheus.Registry
 }
 
 // Server answers every HTTP request of Latch.
@@ -111,6 +116,7 @@ type Server struct {
 	// deviceGuesses rate-limits wrong user codes on the device page, per
 	// address (device_page.go).
 	deviceGuesses *users.Limiter
+	metrics       *metrics
 }
 
 // New assembles a Server. It loads (or creates) the system secret, so the
@@ -204,11 +210,13 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.DevMode && cfg.Faults == nil {
 		s.cfg.Faults = &Faults{}
 	}
+	s.metrics = newMetrics(cfg.Metrics, cfg.Store)
 	s.router = s.routes()
 	s.handler = s.router
 	if s.cfg.Faults != nil {
 		s.handler = s.cfg.Faults.wrap(s.router)
 	}
+	s.handler = s.observe(s.handler)
 	return s, nil
 }
 

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -261,4 +262,15 @@ func translate(err error) error {
 	default:
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
+}
+
+// SQLDB is the write pool, for its statistics (the metrics endpoint): with
+// SQLite every write waits for its one connection, so its wait count and
+// wait time are the queue of writers.
+func (s *GormStore) SQLDB() *sql.DB {
+	db, err := s.write.DB()
+	if err != nil {
+		return nil
+	}
+	return db
 }

@@ -1,0 +1,265 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+const pathMetrics = "/metrics"
+
+// metrics are the Prometheus metrics of one Server, in a registry of its
+// own: two servers in one process (parallel tests) never share a series.
+type metrics struct {
+	registry    *prometheus.Registry
+	requests    *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	issued      *prometheus.CounterVec
+	revoked     prometheus.Counter
+	introspects *prometheus.CounterVec
+	loginFails  prometheus.Counter
+}
+
+// sqlDBer is a store that shares its connection pool, for the pool
+// statistics. The storage package's GormStore does not expose one today,
+// so pool statistics appear only for a store that does.
+type sqlDBer interface {
+	SQLDB() *sql.DB
+}
+
+func newMetrics(reg *prometheus.Registry, store any) *metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(
+			collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		)
+	}
+	m := &metrics{
+		registry: reg,
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_http_requests_total",
+			Help: "HTTP requests answered, by route template, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "latch_http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request, by route template and method.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route", "method"}),
+		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_tokens_issued_total",
+			Help: "Successful token endpoint answers, by grant type.",
+		}, []string{"grant_type"}),
+		revoked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "latch_tokens_revoked_total",
+			Help: "Revocation requests answered 200.",
+		}),
+		introspects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "latch_introspections_total",
+			Help: "Introspection answers, by whether the token was active.",
+		}, []string{"active"}),
+		loginFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "latch_login_failures_total",
+			Help: "Failed sign-ins: wrong username or password, or rate-limited.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.latency, m.issued, m.revoked, m.introspects, m.loginFails)
+	if db, ok := store.(sqlDBer); ok && db.SQLDB() != nil {
+		reg.MustRegister(collectors.NewDBStatsCollector(db.SQLDB(), "latch"))
+	}
+	return m
+}
+
+func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{Registry: s.metrics.registry}).ServeHTTP(w, r)
+}
+
+// requestInfo is what the inner (per-route) middleware learns for the
+// outer one: the route template, and the request the handler saw (whose
+// parsed form is read after it answers).
+type requestInfo struct {
+	mu    sync.Mutex
+	route string
+	req   *http.Request
+}
+
+type requestInfoKey struct{}
+
+type requestIDKey struct{}
+
+// requestID is the id of the request ctx belongs to, or "".
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// saneRequestID reports whether a client-sent X-Request-Id may be kept:
+// 1 to 128 characters of [A-Za-z0-9._-].
+func saneRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// nameRoute runs inside the router, after matching: it records the route
+// template for observe.
+func (s *Server) nameRoute(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if info, ok := r.Context().Value(requestInfoKey{}).(*requestInfo); ok {
+			route := "unknown"
+			if cur := mux.CurrentRoute(r); cur != nil {
+				if tpl, err := cur.GetPathTemplate(); err == nil {
+					route = tpl
+				}
+			}
+			info.mu.Lock()
+			info.route, info.req = route, r
+			info.mu.Unlock()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// observe wraps the whole server: it keeps or makes the request id, and
+// after the answer logs one line and counts the request. It reads only
+// the route, method, status, client id and (for introspection) the
+// "active" member of the answer: never the query, a token, a code, a
+// secret or a password.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if !saneRequestID(id) {
+			id = newRequestID()
+		}
+		w.Header().Set("X-Request-Id", id)
+		info := &requestInfo{route: "unmatched"}
+		ctx := context.WithValue(context.WithValue(r.Context(), requestIDKey{}, id), requestInfoKey{}, info)
+		r = r.WithContext(ctx)
+		rec := &statusRecorder{ResponseWriter: w, keep: keepBody(r)}
+		next.ServeHTTP(rec, r)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		elapsed := time.Since(start)
+
+		info.mu.Lock()
+		route, inner := info.route, info.req
+		info.mu.Unlock()
+		if inner == nil {
+			inner = r
+		}
+		clientID := requestClientID(inner)
+		status := strconv.Itoa(rec.status)
+		s.metrics.requests.WithLabelValues(route, r.Method, status).Inc()
+		s.metrics.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
+		s.countOutcome(route, r.Method, rec, inner)
+
+		attrs := []any{"request_id", id, "route", route, "method", r.Method, "status", rec.status,
+			"duration", elapsed.Round(time.Microsecond)}
+		if clientID != "" {
+			attrs = append(attrs, "client_id", clientID)
+		}
+		s.log.InfoContext(ctx, "http", attrs...)
+	})
+}
+
+// countOutcome updates the domain counters from a finished request.
+func (s *Server) countOutcome(route, method string, rec *statusRecorder, r *http.Request) {
+	if method != http.MethodPost {
+		return
+	}
+	switch route {
+	case pathToken:
+		if rec.status == http.StatusOK {
+			gt := "unknown"
+			if r.PostForm != nil {
+				if v := r.PostForm.Get("grant_type"); v != "" && len(v) <= 128 && s.knownGrant(v) {
+					gt = v
+				}
+			}
+			s.metrics.issued.WithLabelValues(gt).Inc()
+		}
+	case pathRevoke:
+		if rec.status == http.StatusOK {
+			s.metrics.revoked.Inc()
+		}
+	case pathIntrospect:
+		if rec.status == http.StatusOK {
+			var body struct {
+				Active bool `json:"active"`
+			}
+			active := "false"
+			if json.Unmarshal(rec.body.Bytes(), &body) == nil && body.Active {
+				active = "true"
+			}
+			s.metrics.introspects.WithLabelValues(active).Inc()
+		}
+	case pathLogin, pathDevice:
+		if rec.status == http.StatusUnauthorized && strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Form") ||
+			route == pathLogin && rec.status == http.StatusTooManyRequests {
+			s.metrics.loginFails.Inc()
+		}
+	}
+}
+
+// knownGrant keeps the grant_type label bounded: only grants a handler of
+// this server takes (they just succeeded) become labels.
+func (s *Server) knownGrant(grantType string) bool {
+	return !strings.ContainsAny(grantType, " \t\r\n") && s.grantSupported(context.Background(), grantType)
+}
+
+// requestClientID is the client id a request names: the Basic auth
+// username or the form's client_id (never the secret). The form is read
+// only if the handler parsed it.
+func requestClientID(r *http.Request) string {
+	id := ""
+	if user, _, ok := r.BasicAuth(); ok {
+		if u, err := url.QueryUnescape(user); err == nil {
+			id = u
+		} else {
+			id = user
+		}
+	} else if r.PostForm != nil {
+		id = r.PostForm.Get("client_id")
+	}
+	if len(id) > 256 {
+		id = id[:256]
+	}
+	return id
+}
+
+// captureBody is the cap on the answer body kept for the metrics (the
+// introspection answer's "active").
+const captureBody = 64 << 10
+
+// keepBody marks which routes' answers observe reads.
+func keepBody(r *http.Request) bool {
+	return r.Method == http.MethodPost && r.URL.Path == pathIntrospect
+}
