@@ -110,6 +110,7 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", "timeout", f.ShutdownTimeout.Duration)
+	srv.Drain()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), f.ShutdownTimeout.Duration)
 	defer cancel()
 	if err := httpSrv.Shutdown(shutdownCtx); err != nil {

@@ -14,7 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/latchauth/latch/clients"
+	"github.com/latchauth/latch/storage"
 )
 
 // syncBuffer is an io.Writer the server goroutine and the test share.
@@ -242,5 +247,42 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestJanitorCommand: `latch janitor` deletes what has expired, once, and
+// leaves what has not.
+func TestJanitorCommand(t *testing.T) {
+	dsn := filepath.Join(t.TempDir(), "j.db")
+	env := map[string]string{"LATCH_DATABASE_DSN": dsn}
+	mustRun := func() string {
+		var out bytes.Buffer
+		if err := run(t.Context(), []string{"janitor"}, envFrom(env), &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+	mustRun() // migrates
+	st, err := storage.Open(t.Context(), storage.Options{Driver: "sqlite", DSN: dsn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clients.Client{ID: "svc", GrantTypes: []string{"client_credentials"}, SecretHash: clients.HashGenerated("x")}
+	if err := st.CreateClient(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	for sig, exp := range map[string]time.Time{"old": time.Now().Add(-time.Hour), "live": time.Now().Add(time.Hour)} {
+		sess := openid.NewDefaultSession()
+		sess.SetExpiresAt(fosite.AccessToken, exp)
+		if err := st.CreateAccessTokenSession(t.Context(), sig, &fosite.Request{ID: sig, Client: c, Session: sess}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = st.Close()
+	if got := mustRun(); got != "deleted 1 expired rows\n" {
+		t.Fatalf("janitor printed %q", got)
+	}
+	if got := mustRun(); got != "deleted 0 expired rows\n" {
+		t.Fatalf("second janitor run printed %q", got)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -110,6 +111,8 @@ type Server struct {
 	// check takes 19 MiB, so a burst of logins queues instead of
 	// exhausting memory.
 	passwordChecks chan struct{}
+	// draining is set by Drain when the process shuts down.
+	draining atomic.Bool
 	// device is the composed device grant: its strategy and ID token
 	// helper are the provider's own, which the fixture helpers reuse.
 	device *deviceGrant

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+// janitorCommand runs the clean-up of expired rows once, as serve does
+// every janitor.interval: for a cron job, or when the interval is 0.
+func (c *cli) janitorCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "janitor",
+		Short: "Delete expired tokens, codes, sessions and used JWT IDs once",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f, err := c.loadConfig()
+			if err != nil {
+				return err
+			}
+			if err := validate(f); err != nil {
+				return err
+			}
+			st, err := openStore(cmd.Context(), f, newLogger(f, c.stderr))
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			n, err := st.DeleteExpired(cmd.Context(), time.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "deleted %d expired rows\n", n)
+			return nil
+		},
+	}
+}
