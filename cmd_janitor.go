@@ -5,6 +5,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/latchauth/latch/config"
+	"github.com/latchauth/latch/storage"
 )
 
 // janitorCommand runs the clean-up of expired rows once, as serve does
@@ -15,24 +18,14 @@ func (c *cli) janitorCommand() *cobra.Command {
 		Short: "Delete expired tokens, codes, sessions and used JWT IDs once",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := c.loadConfig()
-			if err != nil {
-				return err
-			}
-			if err := validate(f); err != nil {
-				return err
-			}
-			st, err := openStore(cmd.Context(), f, newLogger(f, c.stderr))
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			n, err := st.DeleteExpired(cmd.Context(), time.Now())
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.stdout, "deleted %d expired rows\n", n)
-			return nil
+			return c.withStore(cmd.Context(), func(_ config.File, st storage.Store) error {
+				n, err := st.DeleteExpired(cmd.Context(), time.Now())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.stdout, "deleted %d expired rows\n", n)
+				return nil
+			})
 		},
 	}
 }

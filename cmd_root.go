@@ -198,14 +198,7 @@ func (c *cli) migrateCommand() *cobra.Command {
 		Short: "Bring the database schema up to date",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f, err := c.loadConfig()
-			if err != nil {
-				return err
-			}
-			if err := validate(f); err != nil {
-				return err
-			}
-			st, err := openStore(cmd.Context(), f, newLogger(f, c.stderr))
+			_, st, err := c.openConfigured(cmd.Context()) // migrates
 			if err != nil {
 				return err
 			}
