@@ -4,17 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/server"
-	"github.com/latchauth/latch/storage"
 )
 
 type serveOptions struct {
@@ -101,7 +98,7 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 			served <- httpSrv.Serve(ln)
 		}
 	}()
-	go janitor(ctx, st, f.Janitor.Interval.Duration, log)
+	go srv.Janitor(ctx, f.Janitor.Interval.Duration)
 	fmt.Fprintf(c.stdout, "latch listening on %s\n", srv.Issuer())
 
 	select {
@@ -128,26 +125,4 @@ func issuerHost(issuer string) string {
 		return ""
 	}
 	return u.Host
-}
-
-// janitor deletes expired rows every interval (0 disables it).
-func janitor(ctx context.Context, st storage.Store, interval time.Duration, log *slog.Logger) {
-	if interval <= 0 {
-		return
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			n, err := st.DeleteExpired(ctx, now)
-			if err != nil {
-				log.Warn("janitor: delete expired rows", "error", err)
-				continue
-			}
-			log.Debug("janitor: deleted expired rows", "rows", n)
-		}
-	}
 }

@@ -279,7 +279,7 @@ func TestJanitorCommand(t *testing.T) {
 		}
 	}
 	_ = st.Close()
-	if got := mustRun(); got != "deleted 1 expired rows\n" {
+	if got := mustRun(); got != "oauth2_access    1\ndeleted 1 expired rows\n" {
 		t.Fatalf("janitor printed %q", got)
 	}
 	if got := mustRun(); got != "deleted 0 expired rows\n" {

@@ -32,6 +32,7 @@ var testSystemSecret = []byte("latch-test-system-secret-0123456789abcdef")
 type testServer struct {
 	URL     string
 	Store   *storage.GormStore
+	Server  *server.Server
 	opts    serverOptions     // what it was started with
 	secret  []byte            // the system secret in use
 	secrets map[string]string // client id → clear secret
@@ -162,7 +163,7 @@ func startServer(t *testing.T, o serverOptions) *testServer {
 		require.NoError(t, err)
 	}
 	return &testServer{
-		URL: httpSrv.URL, Store: st, opts: o, secret: secret, secrets: secrets, httpSrv: httpSrv,
+		URL: httpSrv.URL, Store: st, Server: srv, opts: o, secret: secret, secrets: secrets, httpSrv: httpSrv,
 		http: &http.Client{Transport: roundTripper, Timeout: 15 * time.Second},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -31,6 +32,15 @@ type metrics struct {
 	revoked     prometheus.Counter
 	introspects *prometheus.CounterVec
 	loginFails  prometheus.Counter
+
+	janitorDeleted     *prometheus.CounterVec
+	janitorRuns        *prometheus.CounterVec
+	janitorLastSuccess prometheus.Gauge
+}
+
+// pendingDeviceCodes is the store method behind the device codes gauge.
+type pendingDeviceCodes interface {
+	CountPendingDeviceCodes(ctx context.Context, now time.Time) (int64, error)
 }
 
 // sqlDBer is a store that shares its connection pool, for the pool
@@ -76,7 +86,36 @@ func newMetrics(reg *prometheus.Registry, store any) *metrics {
 			Help: "Failed sign-ins: wrong username or password, or rate-limited.",
 		}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.issued, m.revoked, m.introspects, m.loginFails)
+	m.janitorDeleted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latch_janitor_deleted_rows_total",
+		Help: "Expired rows the janitor deleted, by table.",
+	}, []string{"table"})
+	m.janitorRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latch_janitor_runs_total",
+		Help: "Janitor passes, by result (ok or error).",
+	}, []string{"result"})
+	m.janitorLastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "latch_janitor_last_success_timestamp_seconds",
+		Help: "When the last janitor pass finished without error (Unix time; 0: never).",
+	})
+	reg.MustRegister(m.requests, m.latency, m.issued, m.revoked, m.introspects, m.loginFails,
+		m.janitorDeleted, m.janitorRuns, m.janitorLastSuccess)
+	if dc, ok := store.(pendingDeviceCodes); ok {
+		// Read from the database at each scrape, so every instance on a
+		// shared database reports the same, true number.
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "latch_device_codes_pending",
+			Help: "Device authorizations (RFC 8628) waiting for a person's decision, not expired. NaN when the database does not answer.",
+		}, func() float64 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			n, err := dc.CountPendingDeviceCodes(ctx, time.Now())
+			if err != nil {
+				return math.NaN()
+			}
+			return float64(n)
+		}))
+	}
 	if db, ok := store.(sqlDBer); ok && db.SQLDB() != nil {
 		reg.MustRegister(collectors.NewDBStatsCollector(db.SQLDB(), "latch"))
 	}

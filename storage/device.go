@@ -79,6 +79,9 @@ type DeviceStore interface {
 	// It answers ErrNotFound when it was not (a concurrent poll won), so
 	// a device code issues tokens once.
 	InvalidateDeviceCode(ctx context.Context, signature string) error
+	// CountPendingDeviceCodes returns how many unexpired device
+	// authorizations still wait for a decision (a metric).
+	CountPendingDeviceCodes(ctx context.Context, now time.Time) (int64, error)
 }
 
 // deviceRow is the shared request row plus the device columns.
@@ -213,4 +216,14 @@ func (s *GormStore) toDeviceCode(ctx context.Context, row *deviceRow, session fo
 		dc.ExpiresAt = *row.Row.ExpiresAt
 	}
 	return dc, nil
+}
+
+// CountPendingDeviceCodes returns how many device authorizations wait for
+// a person's decision and have not expired at now.
+func (s *GormStore) CountPendingDeviceCodes(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	err := s.reader(ctx).Table(tableDevice).
+		Where("status = ? AND active = ? AND expires_at > ?", string(DevicePending), true, now.UTC()).
+		Count(&n).Error
+	return n, translate(err)
 }

@@ -65,6 +65,10 @@ type Store interface {
 	// DeleteExpired removes every token, code, session and JTI that expired
 	// before now, and returns how many rows went.
 	DeleteExpired(ctx context.Context, now time.Time) (int64, error)
+	// DeleteExpiredInBatches does it in transactions of at most batch rows
+	// each, reporting every batch to deleted (which may be nil): the
+	// janitor's way, which never holds writers up for long.
+	DeleteExpiredInBatches(ctx context.Context, now time.Time, batch int, deleted func(table string, n int64)) (int64, error)
 	// ExpireNow makes the token, code or device code stored under
 	// signature expire now, for test fixtures (storage/fixture.go).
 	ExpireNow(ctx context.Context, signature string) error

@@ -270,25 +270,72 @@ func (s *GormStore) DeletePARSession(ctx context.Context, requestURI string) err
 	return s.deleteRequest(ctx, tablePAR, hashKey(requestURI))
 }
 
-// DeleteExpired removes every request row, device code, used JTI and login
-// session that expired before now.
-func (s *GormStore) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
-	var n int64
+// DefaultCleanupBatch is how many rows one clean-up transaction deletes at
+// most: small enough that a writer queued behind it waits a few
+// milliseconds, large enough that a big backlog goes in few round trips.
+const DefaultCleanupBatch = 500
+
+// cleanupTable is one table the clean-up visits: its key column and the
+// condition that makes a row garbage.
+type cleanupTable struct {
+	name, key, expired string
+}
+
+// cleanupTables are the tables with rows that expire. Revoked access
+// tokens are deleted when revoked; revoked refresh tokens and used
+// authorization codes stay (inactive) until they expire, because reuse
+// detection needs them, and go then.
+func cleanupTables() []cleanupTable {
+	var ts []cleanupTable
 	// tableDevice is not in requestTables: migration 2 alters every table
 	// listed there, and the device table comes with migration 4.
-	for _, table := range append(requestTables[:len(requestTables):len(requestTables)], tableDevice) {
-		res := s.writer(ctx).Table(table).Where("expires_at IS NOT NULL AND expires_at < ?", now.UTC()).Delete(&requestRow{})
-		if res.Error != nil {
-			return n, fmt.Errorf("delete expired %s: %w", table, translate(res.Error))
-		}
-		n += res.RowsAffected
+	for _, t := range append(requestTables[:len(requestTables):len(requestTables)], tableDevice) {
+		ts = append(ts, cleanupTable{t, "signature", "expires_at IS NOT NULL AND expires_at < ?"})
 	}
-	for _, model := range []any{&usedJTI{}, &loginSessionRow{}} {
-		res := s.writer(ctx).Where("expires_at < ?", now.UTC()).Delete(model)
-		if res.Error != nil {
-			return n, translate(res.Error)
-		}
-		n += res.RowsAffected
+	return append(ts,
+		cleanupTable{"used_jtis", "jti_hash", "expires_at < ?"},
+		cleanupTable{"login_sessions", "id", "expires_at < ?"},
+	)
+}
+
+// DeleteExpired removes every request row, device code, used JTI and login
+// session that expired before now, in batches of DefaultCleanupBatch.
+func (s *GormStore) DeleteExpired(ctx context.Context, now time.Time) (int64, error) {
+	return s.DeleteExpiredInBatches(ctx, now, DefaultCleanupBatch, nil)
+}
+
+// DeleteExpiredInBatches is DeleteExpired with the batch size chosen
+// (<= 0: DefaultCleanupBatch). Each batch is one short transaction of its
+// own, so writers interleave with a long clean-up instead of waiting for
+// it. deleted, when not nil, is called after every batch that removed
+// rows. On error the batches already committed stay deleted and their
+// count is returned with the error.
+func (s *GormStore) DeleteExpiredInBatches(ctx context.Context, now time.Time, batch int, deleted func(table string, n int64)) (int64, error) {
+	if batch <= 0 {
+		batch = DefaultCleanupBatch
 	}
-	return n, nil
+	var total int64
+	for _, t := range cleanupTables() {
+		// DELETE ... LIMIT is not portable; a keyed sub-select is, on
+		// SQLite and PostgreSQL alike, and uses the expires_at index.
+		stmt := `DELETE FROM ` + t.name + ` WHERE ` + t.key + ` IN (SELECT ` + t.key + ` FROM ` + t.name +
+			` WHERE ` + t.expired + ` LIMIT ?)`
+		for {
+			if err := ctx.Err(); err != nil {
+				return total, err
+			}
+			res := s.writer(ctx).Exec(stmt, now.UTC(), batch)
+			if res.Error != nil {
+				return total, fmt.Errorf("delete expired %s: %w", t.name, translate(res.Error))
+			}
+			total += res.RowsAffected
+			if res.RowsAffected > 0 && deleted != nil {
+				deleted(t.name, res.RowsAffected)
+			}
+			if res.RowsAffected < int64(batch) {
+				break
+			}
+		}
+	}
+	return total, nil
 }

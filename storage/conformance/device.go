@@ -25,6 +25,7 @@ func deviceTests() []subtest {
 		{"DeviceCodeExpiry", testDeviceCodeExpiry},
 		{"DeviceCodeRevocation", testDeviceCodeRevocation},
 		{"DeviceCodeClientDeleted", testDeviceCodeClientDeleted},
+		{"DeviceCodeCountPending", testDeviceCodeCountPending},
 	}
 }
 
@@ -285,4 +286,26 @@ func testDeviceCodeClientDeleted(t *testing.T, s storage.Store) {
 	requireNotFound(t, err, "a device code of a deleted client")
 	_, err = s.GetDeviceCodeByUserCode(ctx(t), "BCDFGHJK")
 	requireNotFound(t, err, "a user code of a deleted client")
+}
+
+// testDeviceCodeCountPending: the metric counts unexpired authorizations
+// still waiting for a decision, not decided or expired ones.
+func testDeviceCodeCountPending(t *testing.T, s storage.Store) {
+	c := createClient(t, s, "tv")
+	t0 := now()
+	count := func() int64 {
+		t.Helper()
+		n, err := s.CountPendingDeviceCodes(ctx(t), t0)
+		require.NoError(t, err)
+		return n
+	}
+	require.Equal(t, int64(0), count(), "an empty store")
+	require.NoError(t, s.CreateDeviceCode(ctx(t), newDeviceCode(c, "dev-1", "dc-1", "BCDFGHJK", t0.Add(time.Minute))))
+	require.NoError(t, s.CreateDeviceCode(ctx(t), newDeviceCode(c, "dev-2", "dc-2", "CCCCCCCC", t0.Add(time.Minute))))
+	require.NoError(t, s.CreateDeviceCode(ctx(t), newDeviceCode(c, "dev-3", "dc-3", "DDDDDDDD", t0.Add(-time.Minute))))
+	require.Equal(t, int64(2), count(), "two pending, one expired")
+	approve(t, s, "BCDFGHJK", "alice")
+	require.Equal(t, int64(1), count(), "an approved one is no longer pending")
+	require.NoError(t, s.DenyDeviceCode(ctx(t), "CCCCCCCC"))
+	require.Equal(t, int64(0), count(), "nor a denied one")
 }

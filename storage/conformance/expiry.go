@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ func expiryTests() []subtest {
 		{"DeleteExpiredPARContext", testDeleteExpiredPARContext},
 		{"DeleteExpiredKeepsTokensWithoutExpiry", testDeleteExpiredKeepsTokensWithoutExpiry},
 		{"DeleteExpiredInstant", testDeleteExpiredInstant},
+		{"DeleteExpiredInBatches", testDeleteExpiredInBatches},
 	}
 }
 
@@ -186,4 +188,41 @@ func testDeleteExpiredInstant(t *testing.T, s storage.Store) {
 	require.NoError(t, err)
 	require.Equal(t, int64(2), n, "half a second after the expiry the token and the JTI have expired")
 	requireAccess(t, s, "at-1", false)
+}
+
+// testDeleteExpiredInBatches: the janitor's way deletes at most batch rows
+// per transaction, reports each batch, and still removes every expired row
+// and nothing else.
+func testDeleteExpiredInBatches(t *testing.T, s storage.Store) {
+	c := createClient(t, s, "app")
+	t0 := now()
+	past, future := t0.Add(-time.Hour), t0.Add(time.Hour)
+	const expired = 7
+	for i := 0; i < expired; i++ {
+		req := newRequest(c, fmt.Sprintf("gone-%d", i), "alice", past)
+		require.NoError(t, s.CreateAccessTokenSession(ctx(t), fmt.Sprintf("at-gone-%d", i), req))
+	}
+	require.NoError(t, s.CreateAccessTokenSession(ctx(t), "at-live", newRequest(c, "live", "alice", future)))
+	require.NoError(t, s.SetClientAssertionJWT(ctx(t), "jti-gone", past))
+
+	var batches []int64
+	perTable := map[string]int64{}
+	n, err := s.DeleteExpiredInBatches(ctx(t), t0, 3, func(table string, n int64) {
+		batches = append(batches, n)
+		perTable[table] += n
+	})
+	require.NoError(t, err)
+	require.Equal(t, int64(expired+1), n, "every expired token and the JTI")
+	require.Equal(t, []int64{3, 3, 1, 1}, batches, "batches of at most 3 rows, each reported")
+	require.Len(t, perTable, 2, "two tables had expired rows: %v", perTable)
+	for table, got := range perTable {
+		require.NotEmpty(t, table)
+		require.Contains(t, []int64{expired, 1}, got, "rows deleted from %s", table)
+	}
+	requireAccess(t, s, "at-live", true)
+	requireAccess(t, s, "at-gone-0", false)
+
+	n, err = s.DeleteExpiredInBatches(ctx(t), t0, 3, nil)
+	require.NoError(t, err)
+	require.Equal(t, int64(0), n, "a second pass finds nothing")
 }
