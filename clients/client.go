@@ -67,6 +67,9 @@ func (c *Client) GetGrantTypes() fosite.Arguments { return c.GrantTypes }
 func (c *Client) GetScopes() fosite.Arguments     { return c.Scopes }
 func (c *Client) GetAudience() fosite.Arguments   { return c.Audience }
 
+// GetRateLimit is the client's token requests per second (0: unlimited).
+func (c *Client) GetRateLimit() float64 { return c.RateLimit }
+
 // GetResponseTypes returns the registered response types; an empty list
 // means the client only uses the token endpoint, so nothing is allowed at
 // the authorization endpoint (fosite's DefaultClient would assume "code").

@@ -120,6 +120,8 @@ type Server struct {
 	// address (device_page.go).
 	deviceGuesses *users.Limiter
 	metrics       *metrics
+	// limits are the token endpoint's per-client buckets (ratelimit.go).
+	limits clientLimiters
 }
 
 // New assembles a Server. It loads (or creates) the system secret, so the

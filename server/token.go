@@ -16,6 +16,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if !s.readClientForm(w, r) {
 		return
 	}
+	if s.overLimitBeforeAuth(ctx, w, r) {
+		return
+	}
 	if !s.grantSupported(ctx, r.PostForm.Get("grant_type")) {
 		s.writeOAuthError(ctx, w, r, fosite.ErrUnsupportedGrantType.WithHint("No grant of this server has that 'grant_type'."))
 		return
@@ -24,6 +27,11 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	ar, err := s.oauth.NewAccessRequest(ctx, r, session)
 	if err != nil {
 		s.writeOAuthError(ctx, w, r, err)
+		return
+	}
+	// After authentication and the grant's checks, before anything is
+	// issued: a refused request leaves its code or refresh token usable.
+	if s.overLimit(ctx, w, r, ar.GetClient()) {
 		return
 	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
