@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/latchauth/latch/clients"
+	"github.com/latchauth/latch/server"
 	"github.com/latchauth/latch/storage"
 )
 
@@ -235,12 +236,45 @@ func TestServeRejectsBadConfig(t *testing.T) {
 			}
 		})
 	}
+	t.Run("plain http issuer off the machine", func(t *testing.T) {
+		env := map[string]string{"LATCH_ISSUER": "http://auth.example.com:8080", "LATCH_DATABASE_DSN": ":memory:"}
+		err := run(t.Context(), []string{"serve", "--listen", "127.0.0.1:0"}, envFrom(env), io.Discard, io.Discard)
+		if err == nil {
+			t.Fatal("serve started with an http issuer that is not loopback")
+		}
+		for _, w := range []string{"issuer", "loopback", "in clear", "insecure_http: true"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not mention %q", err, w)
+			}
+		}
+	})
 	t.Run("missing explicit config file", func(t *testing.T) {
 		err := run(t.Context(), []string{"serve", "--config", filepath.Join(dir, "nope.yaml")}, envFrom(nil), io.Discard, io.Discard)
 		if err == nil {
 			t.Fatal("a missing --config file was accepted")
 		}
 	})
+}
+
+// TestServeInsecureHTTPIssuer: the refusal above gives way to
+// insecure_http: true, and to --dev, whose demo data is public anyway.
+func TestServeInsecureHTTPIssuer(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"insecure_http", map[string]string{"LATCH_INSECURE_HTTP": "true", "LATCH_DATABASE_DSN": ":memory:"}, nil},
+		{"dev mode", nil, []string{"--dev"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--listen", "127.0.0.1:0", "--issuer", "http://latch.internal:8080"}, tc.args...)
+			issuer, _ := startServe(t, tc.env, args...)
+			if issuer != "http://latch.internal:8080" {
+				t.Fatalf("serve printed issuer %q", issuer)
+			}
+		})
+	}
 }
 
 func writeFile(t *testing.T, path, content string) {
@@ -284,5 +318,30 @@ func TestJanitorCommand(t *testing.T) {
 	}
 	if got := mustRun(); got != "deleted 0 expired rows\n" {
 		t.Fatalf("second janitor run printed %q", got)
+	}
+}
+
+// TestServeHeaderLimit: a request whose headers pass server.MaxHeaderBytes
+// is refused with 431 before any handler runs; an ordinary one is not.
+func TestServeHeaderLimit(t *testing.T) {
+	issuer, _ := startServe(t, nil, "--dev", "--listen", "127.0.0.1:0")
+	get := func(header string) int {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, issuer+"/health/alive", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Padding", header)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := get(strings.Repeat("a", 1024)); got != http.StatusOK {
+		t.Fatalf("a 1 KiB header: status %d", got)
+	}
+	if got := get(strings.Repeat("a", 2*server.MaxHeaderBytes)); got != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("a %d-byte header: status %d, want 431", 2*server.MaxHeaderBytes, got)
 	}
 }

@@ -77,7 +77,10 @@ func (p *problems) issuer(s string, insecure bool) {
 		p.add("issuer", "must not end with a slash; use %q", strings.TrimRight(s, "/"))
 	}
 	if u.Scheme == "http" && !insecure && !isLoopback(u.Hostname()) {
-		p.add("issuer", "http is allowed only for a loopback host (127.0.0.1, ::1, localhost); use https, or set insecure_http: true outside production")
+		p.add("issuer", "http is allowed only for a loopback host (127.0.0.1, ::1, localhost): across a network, "+
+			"plain http sends client secrets, passwords, tokens and session cookies in clear to anyone on the path. "+
+			"Use https (tls.cert_file and tls.key_file, or a proxy that terminates TLS), "+
+			"or set insecure_http: true to accept the risk (never in production)")
 	}
 }
 

@@ -152,6 +152,12 @@ func ConfigFromFile(f config.File, st storage.Store, log *slog.Logger, hasher *c
 	}
 }
 
+// MaxHeaderBytes caps the request line and headers of a request (Go's
+// default is 1 MiB). 32 KiB holds a Basic header, a signed JWT bearer
+// token and the session cookies many times over; a larger request is
+// answered 431 before any handler runs.
+const MaxHeaderBytes = 32 << 10
+
 // HTTPServer is the http.Server that serves h: timeouts against slow or
 // idle clients, and its own errors logged as warnings.
 func HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
@@ -164,6 +170,7 @@ func HTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 }
