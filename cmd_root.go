@@ -53,7 +53,7 @@ func runWithInput(ctx context.Context, args []string, getenv func(string) string
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&c.configPath, "config", "", "configuration file (default: ./config.yaml when it exists)")
-	root.AddCommand(c.serveCommand(), c.migrateCommand(), c.versionCommand(), c.janitorCommand(),
+	root.AddCommand(c.serveCommand(), c.migrateCommand(), c.versionCommand(), c.janitorCommand(), c.backupCommand(),
 		c.clientsCommand(), c.usersCommand(), c.tokensCommand(), c.keysCommand())
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)
