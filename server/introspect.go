@@ -17,6 +17,8 @@ import (
 // in the answer. So the caller is authenticated here, with fosite's own
 // AuthenticateClient or IntrospectToken, and fosite introspects the token.
 func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
+	// The caller's client and the token's are often one: read it once.
+	r = r.WithContext(storage.WithClientMemo(r.Context()))
 	ctx := r.Context()
 	if err := r.ParseForm(); err != nil {
 		s.writeOAuthError(ctx, w, r, fosite.ErrInvalidRequest.WithHint("The request body is not a valid form.").WithWrap(err))

@@ -1,12 +1,16 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"mime"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/ory/fosite"
+
+	"github.com/latchauth/latch/storage"
 )
 
 // TokenTypeHint is RFC 7009's token_type_hint (OAuthRevokeRequestTokenTypeHint).
@@ -95,11 +99,39 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		err = checkClientAuthPresent(r, r.PostForm)
 	}
 	if err == nil {
-		err = s.oauth.NewRevocationRequest(ctx, r)
+		err = s.revoke(ctx, r)
 	}
 	if err != nil {
 		s.writeOAuthError(ctx, w, r, err)
 		return
 	}
 	s.oauth.WriteRevocationResponse(ctx, w, nil)
+}
+
+// revoke runs fosite's revocation of r as one unit of work: the client and
+// the token are read with no lock held, and the ends of the refresh and
+// the access token of the grant are one commit, durable before it returns.
+func (s *Server) revoke(ctx context.Context, r *http.Request) error {
+	if q := r.PostForm; q.Get("token_type_hint") == "" && looksLikeAccessToken(q.Get("token")) {
+		// Without a hint fosite looks the token up as a refresh token
+		// first; the prefix of an opaque access token (or the shape of a
+		// JWT) says which lookup will find it. A hint only orders the
+		// lookups, so a wrong guess still finds the token.
+		q.Set("token_type_hint", string(HintAccessToken))
+	}
+	ctx = storage.WithClientMemo(ctx)
+	u, ok := s.store.(interface {
+		Unit(context.Context) (context.Context, func(error) error)
+	})
+	if !ok {
+		return s.oauth.NewRevocationRequest(ctx, r)
+	}
+	ctx, finish := u.Unit(ctx)
+	return finish(s.oauth.NewRevocationRequest(ctx, r))
+}
+
+// looksLikeAccessToken: fosite's opaque access tokens start with ory_at_;
+// a JWT access token has three dot-separated parts.
+func looksLikeAccessToken(token string) bool {
+	return strings.HasPrefix(token, "ory_at_") || strings.Count(token, ".") == 2
 }

@@ -6,13 +6,17 @@ import (
 	"strings"
 
 	"github.com/ory/fosite"
+
+	"github.com/latchauth/latch/storage"
 )
 
 // handleToken is POST /oauth2/token: fosite's three steps, plus what fosite
 // leaves to the server — the subject and the scopes granted to a
 // client_credentials request.
 func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
-	ctx := withRefreshScope(r.Context())
+	// Each client is read once per request: fosite reads it to
+	// authenticate and again with every code or token it looks up.
+	ctx := withRefreshScope(storage.WithClientMemo(r.Context()))
 	if !s.readClientForm(w, r) {
 		return
 	}

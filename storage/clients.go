@@ -53,11 +53,26 @@ func (s *GormStore) stamp(c *clients.Client, created bool) {
 }
 
 func (s *GormStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	memo := memoOf(ctx)
+	if memo != nil {
+		memo.mu.Lock()
+		c, ok := memo.clients[id]
+		memo.mu.Unlock()
+		if ok {
+			return c, nil
+		}
+	}
 	var row clientRow
 	if err := s.reader(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
 		return nil, translate(err)
 	}
-	return row.client()
+	c, err := row.client()
+	if err == nil && memo != nil {
+		memo.mu.Lock()
+		memo.clients[id] = c
+		memo.mu.Unlock()
+	}
+	return c, err
 }
 
 func (s *GormStore) CreateClient(ctx context.Context, c *clients.Client) error {

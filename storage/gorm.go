@@ -183,6 +183,9 @@ func (s *GormStore) reader(ctx context.Context) *gorm.DB {
 	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return tx
 	}
+	if tx, ok := unitTx(ctx); ok {
+		return tx
+	}
 	return s.read.WithContext(ctx)
 }
 
@@ -190,6 +193,9 @@ func (s *GormStore) reader(ctx context.Context) *gorm.DB {
 func (s *GormStore) writer(ctx context.Context) *gorm.DB {
 	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return tx
+	}
+	if u, ok := ctx.Value(unitKey{}).(*unit); ok {
+		return u.begin(ctx)
 	}
 	return s.write.WithContext(ctx)
 }
@@ -200,6 +206,14 @@ func (s *GormStore) writer(ctx context.Context) *gorm.DB {
 // it is).
 func (s *GormStore) inTx(ctx context.Context, fn func(tx *gorm.DB) error) (err error) {
 	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return fn(tx)
+	}
+	if u, ok := ctx.Value(unitKey{}).(*unit); ok {
+		// The unit commits (or rolls back) at its end.
+		tx := u.begin(ctx)
+		if tx.Error != nil {
+			return translate(tx.Error)
+		}
 		return fn(tx)
 	}
 	tx := s.write.WithContext(ctx).Begin()
@@ -226,6 +240,9 @@ func (s *GormStore) inTx(ctx context.Context, fn func(tx *gorm.DB) error) (err e
 func (s *GormStore) BeginTX(ctx context.Context) (context.Context, error) {
 	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return nil, errors.New("storage: nested transactions are not supported")
+	}
+	if _, ok := ctx.Value(unitKey{}).(*unit); ok {
+		return nil, errUnitTx
 	}
 	tx := s.write.WithContext(ctx).Begin()
 	if tx.Error != nil {

@@ -1,0 +1,143 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+
+	"github.com/latchauth/latch/clients"
+)
+
+func openTestFile(t *testing.T) *GormStore {
+	t.Helper()
+	st, err := Open(t.Context(), Options{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "u.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	if err := st.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// grant stores an access and a refresh token of one grant of a new client.
+func grant(t *testing.T, st *GormStore, id string) {
+	t.Helper()
+	c := &clients.Client{ID: "c-" + id, GrantTypes: []string{"client_credentials", "refresh_token"}, SecretHash: clients.HashGenerated("x")}
+	if err := st.CreateClient(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	sess := openid.NewDefaultSession()
+	sess.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour))
+	sess.SetExpiresAt(fosite.RefreshToken, time.Now().Add(time.Hour))
+	req := &fosite.Request{ID: id, Client: c, Session: sess, RequestedAt: time.Now()}
+	if err := st.CreateAccessTokenSession(t.Context(), "at-"+id, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateRefreshTokenSession(t.Context(), "rt-"+id, "at-"+id, req); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func accessExists(t *testing.T, st *GormStore, ctx context.Context, sig string) bool {
+	t.Helper()
+	_, err := st.GetAccessTokenSession(ctx, sig, openid.NewDefaultSession())
+	if err != nil && !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// TestUnitCommitsOnce: a revocation's two writes under a unit are one
+// commit, invisible to others until finish, then durable.
+func TestUnitCommitsOnce(t *testing.T) {
+	st := openTestFile(t)
+	grant(t, st, "g1")
+	before := st.wal.commits.Load()
+
+	ctx, finish := st.Unit(t.Context())
+	if !accessExists(t, st, ctx, "at-g1") {
+		t.Fatal("the token is there before the unit writes")
+	}
+	if err := st.RevokeRefreshToken(ctx, "g1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RevokeAccessToken(ctx, "g1"); err != nil {
+		t.Fatal(err)
+	}
+	if accessExists(t, st, ctx, "at-g1") {
+		t.Fatal("inside the unit, its own delete is visible")
+	}
+	if !accessExists(t, st, t.Context(), "at-g1") {
+		t.Fatal("outside the unit, nothing is visible before it ends")
+	}
+	if _, err := st.BeginTX(ctx); !errors.Is(err, errUnitTx) {
+		t.Fatalf("BeginTX under a unit: %v", err)
+	}
+	if err := finish(nil); err != nil {
+		t.Fatal(err)
+	}
+	if accessExists(t, st, t.Context(), "at-g1") {
+		t.Fatal("the revocation did not commit")
+	}
+	if got := st.wal.commits.Load() - before; got != 1 {
+		t.Fatalf("%d commits for the unit, want 1", got)
+	}
+}
+
+// TestUnitRollsBack: finish with an error undoes the unit's writes and
+// returns that error; a unit that never wrote begins nothing.
+func TestUnitRollsBack(t *testing.T) {
+	st := openTestFile(t)
+	grant(t, st, "g2")
+	ctx, finish := st.Unit(t.Context())
+	if err := st.RevokeAccessToken(ctx, "g2"); err != nil {
+		t.Fatal(err)
+	}
+	failed := errors.New("the handler failed")
+	if err := finish(failed); !errors.Is(err, failed) {
+		t.Fatalf("finish = %v", err)
+	}
+	if !accessExists(t, st, t.Context(), "at-g2") {
+		t.Fatal("a rolled-back revocation deleted the token")
+	}
+
+	before := st.wal.commits.Load()
+	ctx, finish = st.Unit(t.Context())
+	accessExists(t, st, ctx, "at-g2")
+	if err := finish(nil); err != nil {
+		t.Fatal(err)
+	}
+	if st.wal.commits.Load() != before {
+		t.Fatal("a unit that only read committed something")
+	}
+	// The write connection is free again.
+	if err := st.RevokeAccessToken(t.Context(), "g2"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClientMemo: under a memo a client is read once; without, every time.
+func TestClientMemo(t *testing.T) {
+	st := openTestFile(t)
+	grant(t, st, "g3")
+	ctx := WithClientMemo(t.Context())
+	if _, err := st.GetClient(ctx, "c-g3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.write.Exec("DELETE FROM clients WHERE id = ?", "c-g3").Error; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetClient(ctx, "c-g3"); err != nil {
+		t.Fatalf("the memo read the database again: %v", err)
+	}
+	if _, err := st.GetClient(t.Context(), "c-g3"); !errors.Is(err, fosite.ErrNotFound) {
+		t.Fatalf("without a memo: %v, want not found", err)
+	}
+}
