@@ -104,14 +104,24 @@ func (s *GormStore) UpdateClient(ctx context.Context, c *clients.Client) error {
 }
 
 func (s *GormStore) UpsertClient(ctx context.Context, c *clients.Client) error {
-	return s.inTx(ctx, func(tx *gorm.DB) error {
-		txCtx := context.WithValue(ctx, txKey{}, tx)
-		err := s.UpdateClient(txCtx, c)
-		if errors.Is(err, fosite.ErrNotFound) {
-			return s.CreateClient(txCtx, c)
-		}
-		return err
-	})
+	upsert := func() error {
+		return s.inTx(ctx, func(tx *gorm.DB) error {
+			txCtx := context.WithValue(ctx, txKey{}, tx)
+			err := s.UpdateClient(txCtx, c)
+			if errors.Is(err, fosite.ErrNotFound) {
+				return s.CreateClient(txCtx, c)
+			}
+			return err
+		})
+	}
+	err := upsert()
+	if _, inTx := ctx.Value(txKey{}).(*gorm.DB); errors.Is(err, ErrAlreadyExists) && !inTx {
+		// Another process created the client between our update and our
+		// insert (two instances seeding an empty PostgreSQL database at
+		// once, under READ COMMITTED): now the update finds it.
+		err = upsert()
+	}
+	return err
 }
 
 func (s *GormStore) ListClients(ctx context.Context) ([]*clients.Client, error) {

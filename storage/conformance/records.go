@@ -3,6 +3,8 @@ package conformance
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +22,7 @@ func recordTests() []subtest {
 		{"ClientCRUD", testClientCRUD},
 		{"ClientErrors", testClientErrors},
 		{"ClientUpsert", testClientUpsert},
+		{"ClientUpsertConcurrent", testClientUpsertConcurrent},
 		{"ClientList", testClientList},
 		{"ClientDeleteEndsItsTokens", testClientDeleteEndsItsTokens},
 		{"ClientAssertionJWT", testClientAssertionJWT},
@@ -318,4 +321,28 @@ func requireUser(t *testing.T, want, got *storage.User) {
 
 func testPing(t *testing.T, s storage.Store) {
 	require.NoError(t, s.Ping(ctx(t)))
+}
+
+// testClientUpsertConcurrent: instances seeding the same client into an
+// empty database at once all succeed (on PostgreSQL an update finding no
+// row and then an insert losing to another's used to fail).
+func testClientUpsertConcurrent(t *testing.T, s storage.Store) {
+	for round := range 5 {
+		id := fmt.Sprintf("seeded-%d", round)
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = s.UpsertClient(ctx(t), testClient(id))
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			require.NoError(t, err, "upsert %d of %s", i, id)
+		}
+		_, err := s.GetClient(ctx(t), id)
+		require.NoError(t, err)
+	}
 }
