@@ -150,12 +150,7 @@ func faultRequests(t *testing.T, a *api) ([]faultRequest, string) {
 				requireActive(t, a, refreshed.AccessToken, false, "the access token the refresh replaced")
 				requireActive(t, a, refreshed.RefreshToken, false, "the refresh token spent")
 			}},
-		{name: "code exchange", do: tokenForm(web, exchangeForm), known: &knownIssue{
-			tables: []string{"oauth2_pkce"},
-			why: "fosite's PKCE handler deletes the PKCE session in HandleTokenEndpointRequest, outside the " +
-				"transaction of the code exchange; when that transaction then fails, the code is still valid but " +
-				"can never be redeemed again (invalid_grant: Unable to find initial PKCE data)",
-		},
+		{name: "code exchange", do: tokenForm(web, exchangeForm),
 			after: func(t *testing.T, ok bool, ans answer) {
 				if !ok {
 					// The failed exchange spent nothing: the code still works.

@@ -226,6 +226,12 @@ func TestCodeRedemptionErrors(t *testing.T) {
 			_, challenge := pkcePair("right-verifier-0123456789012345678901234567")
 			c := code(t, ts, client, challenge)
 			requireError(t, flowExchange(t, ts, client, c, "wrong-verifier-0123456789012345678901234567"), http.StatusBadRequest, "invalid_grant")
+			// The code is not spent by a wrong verifier (storage keeps the
+			// PKCE session until the code is used): the right one works,
+			// once.
+			r := flowExchange(t, ts, client, c, "right-verifier-0123456789012345678901234567")
+			require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+			requireError(t, flowExchange(t, ts, client, c, "right-verifier-0123456789012345678901234567"), http.StatusBadRequest, "invalid_grant")
 		})
 		t.Run("missing code_verifier, "+client, func(t *testing.T) {
 			t.Parallel()

@@ -200,15 +200,19 @@ func (s *GormStore) GetAuthorizeCodeSession(ctx context.Context, signature strin
 	return req, nil
 }
 
+// InvalidateAuthorizeCodeSession marks the code used and, in the same
+// transaction, deletes its PKCE session (see DeletePKCERequestSession).
 func (s *GormStore) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
-	res := s.writer(ctx).Table(tableCode).Where("signature = ?", signature).Update("active", false)
-	if res.Error != nil {
-		return translate(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fosite.ErrNotFound
-	}
-	return nil
+	return s.inTx(ctx, func(tx *gorm.DB) error {
+		res := tx.Table(tableCode).Where("signature = ?", signature).Update("active", false)
+		if res.Error != nil {
+			return translate(res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return fosite.ErrNotFound
+		}
+		return translate(tx.Table(tablePKCE).Where("signature = ?", signature).Delete(&requestRow{}).Error)
+	})
 }
 
 // OpenID Connect sessions, keyed by the authorization code fosite hands over
@@ -248,8 +252,16 @@ func (s *GormStore) GetPKCERequestSession(ctx context.Context, signature string,
 	return req, nil
 }
 
+// DeletePKCERequestSession does nothing: the PKCE session goes when its
+// code is used (InvalidateAuthorizeCodeSession) or expires (the janitor).
+// fosite deletes it while checking the code_verifier, before the code
+// exchange's transaction begins; deleted then, a code whose exchange
+// failed afterwards (the database was unavailable: 503, retry) could never
+// be exchanged again, and the person would have to sign in anew. Kept, a
+// wrong code_verifier leaves the code usable with the right one, which
+// RFC 7636 allows: the verifier has at least 256 bits of entropy.
 func (s *GormStore) DeletePKCERequestSession(ctx context.Context, signature string) error {
-	return s.deleteRequest(ctx, tablePKCE, signature)
+	return nil
 }
 
 // Pushed authorization requests, keyed by the SHA-256 of their request_uri.

@@ -114,9 +114,16 @@ func testPKCESession(t *testing.T, s storage.Store) {
 	_, err = s.GetPKCERequestSession(ctx(t), "sig-unknown", openid.NewDefaultSession())
 	requireNotFound(t, err, "GetPKCERequestSession unknown")
 
+	// fosite deletes the PKCE session before the code exchange's
+	// transaction; it must outlive an exchange that fails after that, so
+	// it goes only with the use of its code, atomically.
 	require.NoError(t, s.DeletePKCERequestSession(ctx(t), "sig-1"))
 	_, err = s.GetPKCERequestSession(ctx(t), "sig-1", openid.NewDefaultSession())
-	requireNotFound(t, err, "GetPKCERequestSession after delete")
+	require.NoError(t, err, "the PKCE session stays until its code is used")
+	require.NoError(t, s.CreateAuthorizeCodeSession(ctx(t), "sig-1", areq))
+	require.NoError(t, s.InvalidateAuthorizeCodeSession(ctx(t), "sig-1"))
+	_, err = s.GetPKCERequestSession(ctx(t), "sig-1", openid.NewDefaultSession())
+	requireNotFound(t, err, "GetPKCERequestSession after its code was used")
 	requireNilOrNotFound(t, s.DeletePKCERequestSession(ctx(t), "sig-1"), "DeletePKCERequestSession of a deleted session")
 }
 
