@@ -56,10 +56,7 @@ func Open(ctx context.Context, o Options) (*GormStore, error) {
 		Logger:                 logger.Discard,
 		TranslateError:         true,
 		SkipDefaultTransaction: true,
-		// Every query is one of a fixed set: prepare each once per
-		// connection instead of on every call.
-		PrepareStmt: true,
-		NowFunc:     func() time.Time { return s.now().UTC() },
+		NowFunc:                func() time.Time { return s.now().UTC() },
 	}
 	var err error
 	switch o.Driver {
@@ -114,6 +111,14 @@ func (s *GormStore) openSQLite(dsn string, cfg *gorm.Config) error {
 	// is given and stores the dialector and the callbacks in it, so a
 	// shared one would give the write pool the read pool's callbacks.
 	writeCfg, readCfg := *cfg, *cfg
+	// Reads are one of a fixed set of queries: the read pool prepares each
+	// once per connection instead of on every call. Never the write pool:
+	// GORM prepares on the pool, so a write outside a transaction waiting
+	// for the one connection while it prepares a statement, and a
+	// transaction holding that connection and needing the same statement,
+	// wait for each other for ever. (pgx caches PostgreSQL's statements by
+	// itself.)
+	readCfg.PrepareStmt = true
 	w, err := gorm.Open(sqlite.Open(sqliteDSN(dsn, "_synchronous=NORMAL&_txlock=immediate")), &writeCfg)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -139,5 +140,50 @@ func TestClientMemo(t *testing.T) {
 	}
 	if _, err := st.GetClient(t.Context(), "c-g3"); !errors.Is(err, fosite.ErrNotFound) {
 		t.Fatalf("without a memo: %v, want not found", err)
+	}
+}
+
+// TestFirstWritesDoNotDeadlock: on a new store, the same write statements
+// run at once outside and inside transactions (a revocation beside a
+// refresh). With statements prepared on the write pool, the first
+// preparation of a statement could wait for the one write connection
+// while the transaction holding it waited for that preparation.
+func TestFirstWritesDoNotDeadlock(t *testing.T) {
+	for round := range 10 {
+		st := openTestFile(t)
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		errs := make(chan error, 32)
+		for i := range 32 {
+			go func() {
+				id := fmt.Sprintf("r%d-%d", round, i)
+				if i%2 == 0 {
+					errs <- st.RevokeAccessToken(ctx, id)
+					return
+				}
+				txCtx, err := st.BeginTX(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if err := st.RevokeRefreshToken(txCtx, id); err != nil {
+					_ = st.Rollback(txCtx)
+					errs <- err
+					return
+				}
+				if err := st.RevokeAccessToken(txCtx, id); err != nil {
+					_ = st.Rollback(txCtx)
+					errs <- err
+					return
+				}
+				errs <- st.Commit(txCtx)
+			}()
+		}
+		for range 32 {
+			if err := <-errs; err != nil {
+				cancel()
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		cancel()
 	}
 }
