@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -41,22 +42,27 @@ const childEnv = "LATCH_BENCH_CHILD"
 
 // childSpec is what the child serves.
 type childSpec struct {
-	DB     string `json:"db"`     // the SQLite file
-	Issuer string `json:"issuer"` // http://127.0.0.1:port of the inherited listener
+	DB         string `json:"db"`     // the SQLite file
+	Issuer     string `json:"issuer"` // http://127.0.0.1:port of the inherited listener
+	CPUProfile string `json:"cpu_profile,omitempty"`
+	LogLevel   string `json:"log_level,omitempty"`
 }
 
 // readyLine is what the child prints on standard output once it serves.
 const readyLine = "ready"
 
 // benchConfig is the configuration of the server under load: the
-// defaults of `latch serve`, the SQLite file db, and warnings only in the
-// log, which would otherwise measure the logger.
-func benchConfig(db, issuer string) config.File {
+// defaults of `latch serve`, the SQLite file db, and the log level asked
+// for (warn by default: no line per request).
+func benchConfig(db, issuer, logLevel string) config.File {
 	f := config.Default()
 	f.Issuer = issuer
 	f.Listen = strings.TrimPrefix(issuer, "http://")
 	f.Database = config.Database{Driver: "sqlite", DSN: db}
 	f.Log.Level = "warn"
+	if logLevel != "" {
+		f.Log.Level = logLevel
+	}
 	return f
 }
 
@@ -91,11 +97,15 @@ func runChild(ctx context.Context, specJSON string, ln net.Listener, stdin io.Re
 		cancel()
 	}()
 
-	f := benchConfig(spec.DB, spec.Issuer)
+	f := benchConfig(spec.DB, spec.Issuer, spec.LogLevel)
 	if err := f.Validate(); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.Log.Level)); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	in, err := server.Boot(ctx, f, server.BootOptions{Logger: log})
 	if err != nil {
 		return err
@@ -104,6 +114,19 @@ func runChild(ctx context.Context, specJSON string, ln net.Listener, stdin io.Re
 	httpSrv := server.HTTPServer(in.Server, log)
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()
+	if spec.CPUProfile != "" {
+		prof, err := os.Create(spec.CPUProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(prof); err != nil {
+			return err
+		}
+		defer func() {
+			pprof.StopCPUProfile()
+			_ = prof.Close()
+		}()
+	}
 	fmt.Fprintln(stdout, readyLine)
 
 	select {
@@ -182,11 +205,11 @@ func startChild(ctx context.Context, o options, stderr io.Writer) (_ *childProce
 		return nil, err
 	}
 	defer lnFile.Close()
-	spec := childSpec{DB: db, Issuer: "http://" + ln.Addr().String()}
+	spec := childSpec{DB: db, Issuer: "http://" + ln.Addr().String(), CPUProfile: o.cpuProfile, LogLevel: o.logLevel}
 
 	p := poolsFor(o)
 	fmt.Fprintf(stderr, "bench: preparing %s: a client, and pre-minting %s\n", db, p)
-	if c.fixture, err = premint(ctx, benchConfig(spec.DB, spec.Issuer), p, stderr); err != nil {
+	if c.fixture, err = premint(ctx, benchConfig(spec.DB, spec.Issuer, "warn"), p, stderr); err != nil {
 		return nil, fmt.Errorf("pre-mint: %w", err)
 	}
 	c.fixture.URL = spec.Issuer

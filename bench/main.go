@@ -86,6 +86,8 @@ type options struct {
 	latch        string
 	tokens       int
 	timeout      time.Duration
+	cpuProfile   string
+	logLevel     string
 }
 
 // ops are the operations -op takes, in the order the usage lists them.
@@ -107,6 +109,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.runs, "n", 10, "-op start: how many times to start the server")
 	fs.StringVar(&o.latch, "latch", "", "-op start: the latch binary (default: built from this module with go build)")
 	fs.IntVar(&o.tokens, "tokens", 0, "tokens or codes to pre-mint for revoke and code (default: enough for the duration at a rate above the target)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the started server's CPU profile of the timed phase to this file (go tool pprof)")
+	fs.StringVar(&o.logLevel, "log", "warn", "log.level of the started server: warn logs nothing per request; info is serve's default, one line per request")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up on a request after this long (counted as a transport error)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./bench [-op OP] [-c N] [-d DURATION] [flags]\n\n")

@@ -39,6 +39,9 @@ type GormStore struct {
 	// wal groups the fsyncs of a SQLite file's commits (durable.go); nil
 	// for PostgreSQL and in-memory SQLite.
 	wal *walSyncer
+	// batch runs the blind writes of a SQLite file in shared transactions
+	// (batch.go); nil otherwise.
+	batch *batcher
 }
 
 var _ Store = (*GormStore)(nil)
@@ -133,6 +136,7 @@ func (s *GormStore) openSQLite(dsn string, cfg *gorm.Config) error {
 	wDB.SetConnMaxIdleTime(0)
 	wDB.SetConnMaxLifetime(0)
 	s.write = w
+	s.batch = newBatcher(s)
 	// The write pool creates the file and switches it to WAL before any
 	// reader opens it.
 	if err := wDB.Ping(); err != nil {
@@ -188,9 +192,6 @@ func (s *GormStore) reader(ctx context.Context) *gorm.DB {
 	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return tx
 	}
-	if tx, ok := unitTx(ctx); ok {
-		return tx
-	}
 	return s.read.WithContext(ctx)
 }
 
@@ -198,9 +199,6 @@ func (s *GormStore) reader(ctx context.Context) *gorm.DB {
 func (s *GormStore) writer(ctx context.Context) *gorm.DB {
 	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return tx
-	}
-	if u, ok := ctx.Value(unitKey{}).(*unit); ok {
-		return u.begin(ctx)
 	}
 	return s.write.WithContext(ctx)
 }
@@ -211,14 +209,6 @@ func (s *GormStore) writer(ctx context.Context) *gorm.DB {
 // it is).
 func (s *GormStore) inTx(ctx context.Context, fn func(tx *gorm.DB) error) (err error) {
 	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
-		return fn(tx)
-	}
-	if u, ok := ctx.Value(unitKey{}).(*unit); ok {
-		// The unit commits (or rolls back) at its end.
-		tx := u.begin(ctx)
-		if tx.Error != nil {
-			return translate(tx.Error)
-		}
 		return fn(tx)
 	}
 	tx := s.write.WithContext(ctx).Begin()
@@ -293,6 +283,9 @@ func (s *GormStore) Ping(ctx context.Context) error {
 
 // Close closes both pools; with SQLite the WAL is checkpointed into the file.
 func (s *GormStore) Close() error {
+	if s.batch != nil {
+		s.batch.close()
+	}
 	var errs []error
 	for i, db := range []*gorm.DB{s.read, s.write} {
 		if i == 1 && s.write == s.read {

@@ -15,7 +15,9 @@ func (s *GormStore) createRequest(ctx context.Context, table, signature string, 
 		return err
 	}
 	row.AccessSignature = accessSignature
-	return translate(s.writer(ctx).Table(table).Create(row).Error)
+	return s.blindWrite(ctx, func(tx *gorm.DB) error {
+		return translate(tx.Table(table).Create(row).Error)
+	})
 }
 
 func (s *GormStore) getRow(ctx context.Context, table, signature string) (*requestRow, error) {
@@ -40,7 +42,9 @@ func (s *GormStore) getRequest(ctx context.Context, table, signature string, ses
 }
 
 func (s *GormStore) deleteRequest(ctx context.Context, table, signature string) error {
-	return translate(s.writer(ctx).Table(table).Where("signature = ?", signature).Delete(&requestRow{}).Error)
+	return s.blindWrite(ctx, func(tx *gorm.DB) error {
+		return translate(tx.Table(table).Where("signature = ?", signature).Delete(&requestRow{}).Error)
+	})
 }
 
 // Access tokens.
@@ -134,12 +138,16 @@ func (s *GormStore) rotateWithGrace(ctx context.Context, requestID, signature st
 // RevokeRefreshToken deactivates every refresh token of the grant, the
 // whole rotation chain (all its tokens share the request ID).
 func (s *GormStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	return translate(s.writer(ctx).Table(tableRefresh).Where("request_id = ?", requestID).Update("active", false).Error)
+	return s.blindWrite(ctx, func(tx *gorm.DB) error {
+		return translate(tx.Table(tableRefresh).Where("request_id = ?", requestID).Update("active", false).Error)
+	})
 }
 
 // RevokeAccessToken deletes every access token of the grant.
 func (s *GormStore) RevokeAccessToken(ctx context.Context, requestID string) error {
-	return translate(s.writer(ctx).Table(tableAccess).Where("request_id = ?", requestID).Delete(&requestRow{}).Error)
+	return s.blindWrite(ctx, func(tx *gorm.DB) error {
+		return translate(tx.Table(tableAccess).Where("request_id = ?", requestID).Delete(&requestRow{}).Error)
+	})
 }
 
 func (s *GormStore) RevokeClientTokens(ctx context.Context, clientID string) (int64, error) {

@@ -10,63 +10,49 @@ import (
 )
 
 // Request-scoped helpers for the server's hot endpoints: a unit of work
-// that gives a request's writes one commit, and a memo of the clients a
-// request has read.
+// that makes a request's writes one, and a memo of the clients a request
+// has read.
 
 type unitKey struct{}
 
-// unit is the shared transaction of a Unit, begun by its first write.
+// unit holds the writes of a Unit until it finishes.
 type unit struct {
-	s  *GormStore
-	tx *gorm.DB
+	pending []func(tx *gorm.DB) error
 }
 
-func (u *unit) begin(ctx context.Context) *gorm.DB {
-	if u.tx == nil {
-		u.tx = u.s.write.WithContext(ctx).Begin()
-	}
-	return u.tx
-}
-
-// Unit returns a context under which the store's writes share one
-// transaction, and finish, which ends it: it commits, and waits until the
-// commit is durable, when err is nil, and rolls back otherwise; it returns
-// err, or the commit's error. The transaction begins with the first
-// write, so reads before it use the read pool and hold no lock; reads
-// after it see its writes. A revocation, which ends a grant's refresh
-// token and then its access token, so pays for one commit and one fsync.
+// Unit returns a context under which the store's blind writes (storing,
+// deleting and revoking tokens: writes whose callers need only their
+// error) are held back, and finish, which ends the unit: when err is nil
+// it runs them as one atomic write, batched with others on a SQLite file,
+// and returns once that is durable; otherwise it drops them. It returns
+// err, or the writes' error. A revocation, which ends a grant's refresh
+// token and then its access token, so becomes one write.
 //
-// A unit belongs to one goroutine, and fosite's transactions (BeginTX)
-// cannot be opened under it.
+// Under a unit, held-back writes are not yet visible, not even to the
+// unit's own reads; other writes are not held back. A unit belongs to one
+// goroutine, and fosite's transactions (BeginTX) cannot be opened under it.
 func (s *GormStore) Unit(ctx context.Context) (context.Context, func(err error) error) {
-	u := &unit{s: s}
+	u := &unit{}
 	ctx = context.WithValue(ctx, unitKey{}, u)
 	return ctx, func(err error) error {
-		if u.tx == nil {
+		fns := u.pending
+		u.pending = nil
+		if err != nil || len(fns) == 0 {
 			return err
 		}
-		tx := u.tx
-		u.tx = nil
-		if err != nil {
-			tx.Rollback()
-			return err
+		plain := context.WithoutCancel(context.WithValue(ctx, unitKey{}, nil))
+		if s.batch != nil {
+			return s.batch.do(plain, fns...)
 		}
-		if tx.Error != nil { // the begin failed
-			return translate(tx.Error)
-		}
-		if err := tx.Commit().Error; err != nil {
-			return translate(err)
-		}
-		return s.durable(s.committed())
+		return s.inTx(plain, func(tx *gorm.DB) error {
+			for _, fn := range fns {
+				if err := fn(tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 	}
-}
-
-// unitTx is the begun transaction of ctx's unit, if any.
-func unitTx(ctx context.Context) (*gorm.DB, bool) {
-	if u, ok := ctx.Value(unitKey{}).(*unit); ok && u.tx != nil {
-		return u.tx, true
-	}
-	return nil, false
 }
 
 var errUnitTx = errors.New("storage: BeginTX under a Unit")

@@ -55,28 +55,22 @@ func accessExists(t *testing.T, st *GormStore, ctx context.Context, sig string) 
 	return err == nil
 }
 
-// TestUnitCommitsOnce: a revocation's two writes under a unit are one
-// commit, invisible to others until finish, then durable.
+// TestUnitCommitsOnce: a revocation's two writes under a unit are held
+// back, then written as one, in one commit.
 func TestUnitCommitsOnce(t *testing.T) {
 	st := openTestFile(t)
 	grant(t, st, "g1")
 	before := st.wal.commits.Load()
 
 	ctx, finish := st.Unit(t.Context())
-	if !accessExists(t, st, ctx, "at-g1") {
-		t.Fatal("the token is there before the unit writes")
-	}
 	if err := st.RevokeRefreshToken(ctx, "g1"); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.RevokeAccessToken(ctx, "g1"); err != nil {
 		t.Fatal(err)
 	}
-	if accessExists(t, st, ctx, "at-g1") {
-		t.Fatal("inside the unit, its own delete is visible")
-	}
 	if !accessExists(t, st, t.Context(), "at-g1") {
-		t.Fatal("outside the unit, nothing is visible before it ends")
+		t.Fatal("a held-back write is visible before the unit ends")
 	}
 	if _, err := st.BeginTX(ctx); !errors.Is(err, errUnitTx) {
 		t.Fatalf("BeginTX under a unit: %v", err)
@@ -87,13 +81,16 @@ func TestUnitCommitsOnce(t *testing.T) {
 	if accessExists(t, st, t.Context(), "at-g1") {
 		t.Fatal("the revocation did not commit")
 	}
+	if _, err := st.GetRefreshTokenSession(t.Context(), "rt-g1", openid.NewDefaultSession()); !errors.Is(err, fosite.ErrInactiveToken) {
+		t.Fatalf("refresh token after the unit: %v, want inactive", err)
+	}
 	if got := st.wal.commits.Load() - before; got != 1 {
 		t.Fatalf("%d commits for the unit, want 1", got)
 	}
 }
 
-// TestUnitRollsBack: finish with an error undoes the unit's writes and
-// returns that error; a unit that never wrote begins nothing.
+// TestUnitRollsBack: finish with an error drops the unit's writes and
+// returns that error; a unit that never wrote commits nothing.
 func TestUnitRollsBack(t *testing.T) {
 	st := openTestFile(t)
 	grant(t, st, "g2")
@@ -106,7 +103,7 @@ func TestUnitRollsBack(t *testing.T) {
 		t.Fatalf("finish = %v", err)
 	}
 	if !accessExists(t, st, t.Context(), "at-g2") {
-		t.Fatal("a rolled-back revocation deleted the token")
+		t.Fatal("a failed unit deleted the token")
 	}
 
 	before := st.wal.commits.Load()
@@ -118,9 +115,94 @@ func TestUnitRollsBack(t *testing.T) {
 	if st.wal.commits.Load() != before {
 		t.Fatal("a unit that only read committed something")
 	}
-	// The write connection is free again.
-	if err := st.RevokeAccessToken(t.Context(), "g2"); err != nil {
+}
+
+// TestUnitIsAtomic: when one write of a unit fails, the others are undone
+// with it, and the writes batched beside it are not.
+func TestUnitIsAtomic(t *testing.T) {
+	st := openTestFile(t)
+	grant(t, st, "g4")
+	grant(t, st, "g5")
+	ctx, finish := st.Unit(t.Context())
+	if err := st.RevokeAccessToken(ctx, "g4"); err != nil {
 		t.Fatal(err)
+	}
+	// A second access token under an existing signature: the insert fails
+	// on the primary key, after the delete above ran in the same write.
+	c, err := st.GetClient(t.Context(), "c-g4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := openid.NewDefaultSession()
+	sess.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour))
+	if err := st.CreateAccessTokenSession(ctx, "at-g5", &fosite.Request{ID: "g4", Client: c, Session: sess}); err != nil {
+		t.Fatal(err)
+	}
+	other := make(chan error, 1)
+	go func() { other <- st.RevokeAccessToken(t.Context(), "g5") }()
+	if err := finish(nil); !errors.Is(err, ErrAlreadyExists) {
+		t.Fatalf("finish = %v, want ErrAlreadyExists", err)
+	}
+	if !accessExists(t, st, t.Context(), "at-g4") {
+		t.Fatal("the failed unit's delete was kept")
+	}
+	if err := <-other; err != nil {
+		t.Fatal(err)
+	}
+	if accessExists(t, st, t.Context(), "at-g5") {
+		t.Fatal("a write beside the failed unit was lost")
+	}
+}
+
+// TestBatchedWritesFailAlone: of concurrent writes batched together, one
+// that breaks a constraint fails alone.
+func TestBatchedWritesFailAlone(t *testing.T) {
+	st := openTestFile(t)
+	grant(t, st, "g6")
+	c, err := st.GetClient(t.Context(), "c-g6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 64)
+	for i := range 64 {
+		go func() {
+			sess := openid.NewDefaultSession()
+			sess.SetExpiresAt(fosite.AccessToken, time.Now().Add(time.Hour))
+			sig := fmt.Sprintf("at-batch-%d", i)
+			if i == 13 {
+				sig = "at-g6" // taken
+			}
+			errs <- st.CreateAccessTokenSession(t.Context(), sig, &fosite.Request{ID: sig, Client: c, Session: sess})
+		}()
+	}
+	failed := 0
+	for range 64 {
+		if err := <-errs; err != nil {
+			if !errors.Is(err, ErrAlreadyExists) {
+				t.Fatal(err)
+			}
+			failed++
+		}
+	}
+	if failed != 1 {
+		t.Fatalf("%d writes failed, want 1", failed)
+	}
+	for i := range 64 {
+		if i != 13 && !accessExists(t, st, t.Context(), fmt.Sprintf("at-batch-%d", i)) {
+			t.Fatalf("write %d was lost", i)
+		}
+	}
+}
+
+// TestBatcherAfterClose: a write after Close fails as unavailable.
+func TestBatcherAfterClose(t *testing.T) {
+	st := openTestFile(t)
+	grant(t, st, "g7")
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RevokeAccessToken(t.Context(), "g7"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("after Close: %v", err)
 	}
 }
 
