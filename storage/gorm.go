@@ -42,6 +42,10 @@ type GormStore struct {
 	// batch runs the blind writes of a SQLite file in shared transactions
 	// (batch.go); nil otherwise.
 	batch *batcher
+	// stopCheckpoints ends the background checkpoints of a SQLite file
+	// (checkpoint.go), which close checkpointsDone.
+	stopCheckpoints chan struct{}
+	checkpointsDone chan struct{}
 }
 
 var _ Store = (*GormStore)(nil)
@@ -142,14 +146,19 @@ func (s *GormStore) openSQLite(dsn string, cfg *gorm.Config) error {
 	if err := wDB.Ping(); err != nil {
 		return err
 	}
-	r, err := gorm.Open(sqlite.Open(sqliteDSN(dsn, "_synchronous=FULL")), &readCfg)
+	if err := w.Exec(fmt.Sprintf("PRAGMA wal_autocheckpoint = %d", checkpointBackstop)).Error; err != nil {
+		return err
+	}
+	r, err := gorm.Open(sqlite.Open(sqliteDSN(dsn, "_synchronous=FULL&_cache_size=-512")), &readCfg)
 	if err != nil {
 		return err
 	}
 	rDB, _ := r.DB()
-	rDB.SetMaxOpenConns(8)
-	rDB.SetMaxIdleConns(8)
+	rDB.SetMaxOpenConns(4)
+	rDB.SetMaxIdleConns(4)
 	s.read = r
+	s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
+	go s.checkpointer(s.stopCheckpoints, s.checkpointsDone)
 	return nil
 }
 
@@ -285,6 +294,11 @@ func (s *GormStore) Ping(ctx context.Context) error {
 func (s *GormStore) Close() error {
 	if s.batch != nil {
 		s.batch.close()
+	}
+	if s.stopCheckpoints != nil {
+		close(s.stopCheckpoints)
+		<-s.checkpointsDone
+		s.stopCheckpoints = nil
 	}
 	var errs []error
 	for i, db := range []*gorm.DB{s.read, s.write} {
