@@ -3,10 +3,17 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
+	_ "embed"
 	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/url"
+	"time"
 
+	"github.com/go-jose/go-jose/v3"
 	"github.com/latchauth/latch/clients"
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/storage"
@@ -25,6 +32,11 @@ const (
 	demoRedirectURI  = "http://127.0.0.1:5555/callback"
 	demoUsername     = "alice"
 	demoPassword     = "alice-password"
+	// The argon2id hashes of demoClientSecret and demoPassword, made once
+	// with passhash.Hash: hashing them at every start took about 150 ms
+	// and 60 MB. TestDemoHashes checks they still match.
+	demoClientSecretHash = "$argon2id$v=19$m=19456,t=2,p=1$NRSI7jMxWrpxsepqVcHKWw$OK7t/z37memQGZPHcSVeRFKAfpYMM+TcFYJkbLO4ttM"
+	demoPasswordHash     = "$argon2id$v=19$m=19456,t=2,p=1$tVj38LYhSSoFGvE290hKDw$IsBIJddc15KFYhzJM8NufylNCgkMcDHovx7drAsQPwQ"
 	// demoCodeVerifier is the PKCE verifier of the printed demo-spa URL.
 	demoCodeVerifier = "dev-mode-code-verifier-of-the-printed-url-0123456789"
 )
@@ -35,7 +47,7 @@ func demoCodeChallenge() string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-func (c *cli) createDemoClients(ctx context.Context, mgr *clients.Manager, st storage.Store, issuer string) error {
+func (c *cli) createDemoClients(ctx context.Context, st storage.Store, issuer string) error {
 	demo := []struct {
 		client *clients.Client
 		secret string
@@ -76,12 +88,18 @@ func (c *cli) createDemoClients(ctx context.Context, mgr *clients.Manager, st st
 		}, ""},
 	}
 	for _, d := range demo {
-		if _, err := mgr.Create(ctx, d.client, d.secret); err != nil {
+		if d.secret != "" {
+			d.client.SecretHash = demoClientSecretHash
+		}
+		if err := clients.Validate(d.client); err != nil {
+			return fmt.Errorf("dev: demo client %s: %w", d.client.ID, err)
+		}
+		if err := st.CreateClient(ctx, d.client); err != nil {
 			return fmt.Errorf("dev: demo client %s: %w", d.client.ID, err)
 		}
 	}
 	err := users.Seed(ctx, st, []config.User{{
-		Username: demoUsername, Password: demoPassword, Email: "alice@example.com", EmailVerified: true,
+		Username: demoUsername, PasswordHash: demoPasswordHash, Email: "alice@example.com", EmailVerified: true,
 		Name: "Alice Example", Groups: []string{"admins"},
 	}})
 	if err != nil {
@@ -115,4 +133,30 @@ test helpers, dev mode only: POST %[1]s/dev/tokens, /dev/expire, /dev/fail (JSON
 		demoClientID, demoClientSecret, demoWebClientID, demoRedirectURI, demoSPAClientID, demoDeviceID,
 		spa.Encode(), demoCodeVerifier)
 	return nil
+}
+
+//go:embed dev_signing_key.pem
+var devSigningKeyPEM []byte
+
+// devSigningKey is the fixed, public RSA key --dev signs with (see
+// dev_signing_key.pem), so a dev start generates no key; nil when ID
+// tokens are to be ES256, whose keys cost microseconds to generate.
+func devSigningKey(alg string) (*storage.SigningKey, error) {
+	if alg != "" && alg != "RS256" {
+		return nil, nil
+	}
+	block, _ := pem.Decode(devSigningKeyPEM)
+	if block == nil {
+		return nil, errors.New("dev: no PEM block in dev_signing_key.pem")
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("dev: signing key: %w", err)
+	}
+	const kid = "latch-dev-public-key"
+	raw, err := json.Marshal(jose.JSONWebKey{Key: key, KeyID: kid, Algorithm: "RS256", Use: "sig"})
+	if err != nil {
+		return nil, err
+	}
+	return &storage.SigningKey{KID: kid, Algorithm: "RS256", PrivateJWK: raw, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}, nil
 }

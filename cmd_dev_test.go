@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/latchauth/latch/passhash"
 )
 
 // TestServeDevPrintsAndHelpers: --dev prints what issue 6 asks for (the
@@ -49,4 +51,38 @@ func postJSON(t *testing.T, endpoint, body string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestDemoHashes: the stored hashes of the demo credentials are theirs.
+func TestDemoHashes(t *testing.T) {
+	for secret, hash := range map[string]string{demoClientSecret: demoClientSecretHash, demoPassword: demoPasswordHash} {
+		if err := passhash.Verify(hash, secret); err != nil {
+			t.Errorf("the hash of %q does not verify: %v", secret, err)
+		}
+		if passhash.NeedsRehash(hash) {
+			t.Errorf("the hash of %q uses outdated parameters; make it again with passhash.Hash", secret)
+		}
+	}
+}
+
+// TestDevSigningKeyOnlyInDevMode: --dev signs with the published key;
+// serve without --dev never does.
+func TestDevSigningKeyOnlyInDevMode(t *testing.T) {
+	jwks := func(issuer string) string {
+		res, err := http.Get(issuer + "/.well-known/jwks.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	dev, _ := startServe(t, nil, "--dev", "--listen", "127.0.0.1:0")
+	if !strings.Contains(jwks(dev), `"kid":"latch-dev-public-key"`) {
+		t.Fatal("--dev does not publish its fixed key")
+	}
+	prod, _ := startServe(t, map[string]string{"LATCH_DATABASE_DSN": ":memory:"}, "--listen", "127.0.0.1:0")
+	if strings.Contains(jwks(prod), "latch-dev-public-key") {
+		t.Fatal("serve without --dev uses the public dev key")
+	}
 }

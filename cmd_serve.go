@@ -81,14 +81,20 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 		f.Issuer = scheme + "://" + ln.Addr().String()
 	}
 
-	in, err := server.Boot(ctx, f, server.BootOptions{Logger: log, DevMode: o.dev})
+	boot := server.BootOptions{Logger: log, DevMode: o.dev}
+	if o.dev {
+		if boot.SigningKey, err = devSigningKey(f.Tokens.IDTokenSigningAlg); err != nil {
+			return err
+		}
+	}
+	in, err := server.Boot(ctx, f, boot)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
 	srv, st := in.Server, in.Store
 	if o.dev {
-		if err := c.createDemoClients(ctx, in.Clients, st, srv.Issuer()); err != nil {
+		if err := c.createDemoClients(ctx, st, srv.Issuer()); err != nil {
 			return err
 		}
 	}
