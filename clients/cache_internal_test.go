@@ -3,8 +3,12 @@ package clients
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // cached reports whether (hash, secret) is in h's cache without touching
@@ -215,5 +219,59 @@ func TestCacheKeyCoversHash(t *testing.T) {
 	}
 	if err := h.Compare(ctx, []byte(old.hash), []byte("other")); !errors.Is(err, ErrMismatch) {
 		t.Fatalf("old hash, wrong secret: %v, want ErrMismatch", err)
+	}
+}
+
+// TestCompareSharesSlowChecks: a burst of checks of one chosen secret runs
+// argon2id once, and never more slow checks at once than the limit.
+func TestCompareSharesSlowChecks(t *testing.T) {
+	hash, err := HashChosen("a chosen secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var runs, running, most atomic.Int64
+	real := verify
+	verify = func(h, s string) error {
+		runs.Add(1)
+		n := running.Add(1)
+		for {
+			m := most.Load()
+			if n <= m || most.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		defer running.Add(-1)
+		time.Sleep(20 * time.Millisecond)
+		return real(h, s)
+	}
+	t.Cleanup(func() { verify = real })
+
+	h := NewHasher(100)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			secret := "a chosen secret"
+			if i%2 == 1 {
+				secret = fmt.Sprintf("wrong %d", i) // distinct: not shared
+			}
+			err := h.Compare(t.Context(), []byte(hash), []byte(secret))
+			if (err == nil) != (i%2 == 0) {
+				errs <- fmt.Errorf("check %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := runs.Load(); got > 32+2 {
+		t.Fatalf("%d argon2id runs for 32 wrong secrets and one right one shared", got)
+	}
+	if limit := int64(cap(h.slow)); most.Load() > limit {
+		t.Fatalf("%d slow checks at once, limit %d", most.Load(), limit)
 	}
 }

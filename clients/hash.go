@@ -9,10 +9,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 
 	"github.com/ory/fosite"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/latchauth/latch/passhash"
 )
@@ -63,13 +65,20 @@ func HashChosen(secret string) (string, error) {
 // concurrent use.
 type Hasher struct {
 	cache *verifiedCache
+	// inflight makes concurrent checks of one (hash, secret) pair share a
+	// single argon2id run: a burst of a client's first requests would
+	// otherwise each spend 19 MiB and tens of milliseconds on it.
+	inflight singleflight.Group
+	// slow bounds the argon2id checks running at once (one per CPU), so a
+	// flood of distinct wrong secrets queues instead of taking memory.
+	slow chan struct{}
 }
 
 var _ fosite.Hasher = (*Hasher)(nil)
 
 // NewHasher returns a Hasher whose cache holds at most size verified pairs.
 func NewHasher(size int) *Hasher {
-	return &Hasher{cache: newVerifiedCache(size)}
+	return &Hasher{cache: newVerifiedCache(size), slow: make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))}
 }
 
 // Hash hashes a chosen secret.
@@ -93,16 +102,27 @@ func (h *Hasher) Compare(_ context.Context, hash, data []byte) error {
 		if h.cache.has(key) {
 			return nil
 		}
-		if passhash.Verify(stored, string(data)) != nil {
-			return ErrMismatch
-		}
-		h.cache.add(key)
-		return nil
+		_, err, _ := h.inflight.Do(string(key[:]), func() (any, error) {
+			// Not cancelled with the caller's request: others share this run.
+			if h.slow != nil {
+				h.slow <- struct{}{}
+				defer func() { <-h.slow }()
+			}
+			if verify(stored, string(data)) != nil {
+				return nil, ErrMismatch
+			}
+			h.cache.add(key)
+			return nil, nil
+		})
+		return err
 	default:
 		// Includes the empty hash of a public client: nothing matches it.
 		return ErrMismatch
 	}
 }
+
+// verify checks a secret against a slow hash (a variable for tests).
+var verify = passhash.Verify
 
 // IsHash reports whether s is in one of the stored formats above.
 func IsHash(s string) bool {
