@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2/clientcredentials"
 
@@ -346,10 +347,26 @@ func TestClientsSharedDatabaseWithServe(t *testing.T) {
 		if m == nil {
 			t.Fatalf("rotate-secret printed:\n%s", out)
 		}
-		if status, _ := postForm(t, tokenURL, "svc", secret, url.Values{"grant_type": {"client_credentials"}}); status != http.StatusUnauthorized {
-			t.Fatalf("the old secret still works: %d", status)
-		}
+		old := secret
 		secret = m[1]
+		// The new secret works at once: a refused secret is checked once
+		// more against the database.
+		if status, body := postForm(t, tokenURL, "svc", secret, url.Values{"grant_type": {"client_credentials"}}); status != http.StatusOK {
+			t.Fatalf("the new secret does not work: %d %s", status, body)
+		}
+		// The old one stops working within the client cache's time (2 s;
+		// SPEC allows 5 s for a change made by another process).
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			status, _ := postForm(t, tokenURL, "svc", old, url.Values{"grant_type": {"client_credentials"}})
+			if status == http.StatusUnauthorized {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the old secret still works after 5 s: %d", status)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		if status, body := postForm(t, tokenURL, "svc", secret, url.Values{"grant_type": {"client_credentials"}}); status != http.StatusOK {
 			t.Fatalf("the new secret does not work: %d %s", status, body)
 		}
@@ -359,8 +376,8 @@ func TestClientsSharedDatabaseWithServe(t *testing.T) {
 	})
 
 	t.Run("tokens revoke --client", func(t *testing.T) {
-		// 16 tokens above and one with the new secret: 17 grants.
-		if out := mustLatch(t, env, "", "tokens", "revoke", "--client", "svc"); out != "revoked 17 grants of client svc\n" {
+		// 16 tokens above and two with the new secret: 18 grants.
+		if out := mustLatch(t, env, "", "tokens", "revoke", "--client", "svc"); out != "revoked 18 grants of client svc\n" {
 			t.Fatalf("tokens revoke printed %q", out)
 		}
 		for _, tok := range []string{tokens[0], tokens[len(tokens)-1]} {

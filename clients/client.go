@@ -67,6 +67,18 @@ func (c *Client) GetGrantTypes() fosite.Arguments { return c.GrantTypes }
 func (c *Client) GetScopes() fosite.Arguments     { return c.Scopes }
 func (c *Client) GetAudience() fosite.Arguments   { return c.Audience }
 
+// Clone returns a copy of c that shares nothing mutable with it but the
+// key set, which nothing changes in place.
+func (c *Client) Clone() *Client {
+	cp := *c
+	for _, s := range []*[]string{&cp.RedirectURIs, &cp.PostLogoutRedirectURIs, &cp.GrantTypes, &cp.ResponseTypes, &cp.Scopes, &cp.Audience} {
+		if *s != nil {
+			*s = append([]string{}, *s...)
+		}
+	}
+	return &cp
+}
+
 // GetRateLimit is the client's token requests per second (0: unlimited).
 func (c *Client) GetRateLimit() float64 { return c.RateLimit }
 

@@ -110,7 +110,19 @@ func clientAuthentication(fc *fosite.Config, store fosite.Storage) fosite.Client
 			return nil, fosite.ErrInvalidClient.WithHint("The request uses a client assertion and a client secret; use one client authentication method.")
 		}
 		client, err := f.DefaultClientAuthenticationStrategy(ctx, r, form)
-		if err == nil || (form.Get("client_assertion") == "" && form.Get("client_assertion_type") == "") {
+		if err == nil {
+			return client, nil
+		}
+		if form.Get("client_assertion") == "" && form.Get("client_assertion_type") == "" {
+			if id := claimedClientID(r, form); id != "" && !errors.Is(err, storage.ErrUnavailable) {
+				// The client may come from the store's cache, a moment
+				// older than a secret just rotated on another instance:
+				// a refusal is checked once more against the database.
+				if forget, ok := store.(interface{ ForgetClient(context.Context, string) }); ok {
+					forget.ForgetClient(ctx, id)
+					return f.DefaultClientAuthenticationStrategy(ctx, r, form)
+				}
+			}
 			return client, err
 		}
 		if errors.Is(err, storage.ErrUnavailable) {
@@ -131,4 +143,17 @@ func clientAuthentication(fc *fosite.Config, store fosite.Storage) fosite.Client
 		}
 		return nil, fosite.ErrInvalidClient.WithHint(hint).WithWrap(err)
 	}
+}
+
+// claimedClientID is the client a request names: the Basic username, or
+// the form's client_id.
+func claimedClientID(r *http.Request, form url.Values) string {
+	if user, _, ok := r.BasicAuth(); ok {
+		id, err := url.QueryUnescape(user)
+		if err != nil {
+			return ""
+		}
+		return id
+	}
+	return form.Get("client_id")
 }

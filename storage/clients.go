@@ -62,11 +62,30 @@ func (s *GormStore) GetClient(ctx context.Context, id string) (fosite.Client, er
 			return c, nil
 		}
 	}
+	// Inside a transaction the row is read through it, never cached.
+	_, inTx := ctx.Value(txKey{}).(*gorm.DB)
+	now := time.Now()
+	var gen uint64
+	if !inTx {
+		var cached *clients.Client
+		var ok bool
+		if cached, gen, ok = s.clients.get(id, now); ok {
+			if memo != nil {
+				memo.mu.Lock()
+				memo.clients[id] = cached
+				memo.mu.Unlock()
+			}
+			return cached, nil
+		}
+	}
 	var row clientRow
 	if err := s.reader(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
 		return nil, translate(err)
 	}
 	c, err := row.client()
+	if err == nil && !inTx {
+		s.clients.put(id, c, gen, now)
+	}
 	if err == nil && memo != nil {
 		memo.mu.Lock()
 		memo.clients[id] = c
@@ -81,11 +100,13 @@ func (s *GormStore) CreateClient(ctx context.Context, c *clients.Client) error {
 	if err != nil {
 		return err
 	}
+	defer s.clients.invalidate()
 	return translate(s.writer(ctx).Create(row).Error)
 }
 
 // UpdateClient replaces the client's fields; CreatedAt comes back as stored.
 func (s *GormStore) UpdateClient(ctx context.Context, c *clients.Client) error {
+	defer s.clients.invalidate()
 	return s.inTx(ctx, func(tx *gorm.DB) error {
 		var existing clientRow
 		if err := tx.Select("created_at").Where("id = ?", c.ID).Take(&existing).Error; err != nil {
@@ -157,6 +178,7 @@ func (s *GormStore) ListClientsPage(ctx context.Context, after string, limit int
 // DeleteClient removes the client; its tokens, codes and sessions go with
 // it through ON DELETE CASCADE.
 func (s *GormStore) DeleteClient(ctx context.Context, id string) error {
+	defer s.clients.invalidate()
 	res := s.writer(ctx).Where("id = ?", id).Delete(&clientRow{})
 	if res.Error != nil {
 		return translate(res.Error)

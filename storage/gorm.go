@@ -46,6 +46,8 @@ type GormStore struct {
 	// (checkpoint.go), which close checkpointsDone.
 	stopCheckpoints chan struct{}
 	checkpointsDone chan struct{}
+	// clients caches clients for a moment (clientcache.go).
+	clients clientCache
 }
 
 var _ Store = (*GormStore)(nil)

@@ -220,6 +220,7 @@ func TestClientMemo(t *testing.T) {
 	if _, err := st.GetClient(ctx, "c-g3"); err != nil {
 		t.Fatalf("the memo read the database again: %v", err)
 	}
+	st.ForgetClient(t.Context(), "c-g3") // the store's own cache, not the memo
 	if _, err := st.GetClient(t.Context(), "c-g3"); !errors.Is(err, fosite.ErrNotFound) {
 		t.Fatalf("without a memo: %v, want not found", err)
 	}
@@ -305,5 +306,67 @@ func TestReadsSeeWritesAcrossCheckpoints(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestClientCache: a client is trusted for clientCacheTTL, a change
+// through the store shows at once, callers get copies, and ForgetClient
+// drops an entry.
+func TestClientCache(t *testing.T) {
+	st := openTestFile(t)
+	grant(t, st, "cc1")
+	get := func() (*clients.Client, error) {
+		c, err := st.GetClient(t.Context(), "c-cc1")
+		if err != nil {
+			return nil, err
+		}
+		return c.(*clients.Client), nil
+	}
+	c, err := get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Scopes = append(c.Scopes[:0], "changed-by-a-caller")
+	again, err := get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(again.Scopes) > 0 && again.Scopes[0] == "changed-by-a-caller" {
+		t.Fatal("a caller's change reached the cache")
+	}
+
+	// A change through the store is seen at once.
+	again.Name = "Renamed"
+	if err := st.UpdateClient(t.Context(), again); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := get(); got.Name != "Renamed" {
+		t.Fatalf("after UpdateClient: name %q", got.Name)
+	}
+
+	// A change behind the store's back (another process) is seen within
+	// the TTL, and at once after ForgetClient.
+	if err := st.write.Exec("UPDATE clients SET secret_hash = ? WHERE id = ?", "sha256$other", "c-cc1").Error; err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := get(); got.SecretHash == "sha256$other" {
+		t.Log("the cache had expired already (a slow machine)")
+	}
+	st.ForgetClient(t.Context(), "c-cc1")
+	if got, _ := get(); got.SecretHash != "sha256$other" {
+		t.Fatal("ForgetClient did not drop the entry")
+	}
+	if err := st.write.Exec("DELETE FROM clients WHERE id = ?", "c-cc1").Error; err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(clientCacheTTL + time.Second)
+	for {
+		if _, err := get(); errors.Is(err, fosite.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a client deleted by another process is still served after %v", clientCacheTTL+time.Second)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

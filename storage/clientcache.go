@@ -1,0 +1,85 @@
+package storage
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/latchauth/latch/clients"
+)
+
+// The client cache. fosite reads the client of every token request,
+// introspection and revocation; reading and decoding its row was a sixth
+// of an introspection. A client read from the database is trusted for
+// clientCacheTTL, within SPEC's five seconds for in-process caches: a
+// client changed or deleted by another process (an instance behind the
+// same load balancer, or the CLI) is seen within that time everywhere,
+// and one changed through this store at once, since every write to a
+// client empties the cache. Callers get their own copy of the cached
+// client, so none can change another's.
+
+const (
+	clientCacheTTL  = 2 * time.Second
+	clientCacheSize = 10000
+)
+
+type cachedClient struct {
+	client *clients.Client
+	until  time.Time
+}
+
+type clientCache struct {
+	mu sync.Mutex
+	// gen counts invalidations: a read that began before one must not
+	// store what it read.
+	gen     uint64
+	entries map[string]cachedClient
+}
+
+func (c *clientCache) get(id string, now time.Time) (*clients.Client, uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[id]
+	if !ok || now.After(e.until) {
+		return nil, c.gen, false
+	}
+	return e.client.Clone(), c.gen, true
+}
+
+func (c *clientCache) put(id string, cl *clients.Client, gen uint64, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if c.entries == nil || len(c.entries) >= clientCacheSize {
+		c.entries = map[string]cachedClient{}
+	}
+	c.entries[id] = cachedClient{client: cl.Clone(), until: now.Add(clientCacheTTL)}
+}
+
+func (c *clientCache) invalidate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.entries = nil
+}
+
+func (c *clientCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	delete(c.entries, id)
+}
+
+// ForgetClient drops the client id from the cache and from ctx's memo, so
+// the next GetClient reads it from the database: for a refused secret,
+// which may be newer than the cached client.
+func (s *GormStore) ForgetClient(ctx context.Context, id string) {
+	s.clients.forget(id)
+	if memo := memoOf(ctx); memo != nil {
+		memo.mu.Lock()
+		delete(memo.clients, id)
+		memo.mu.Unlock()
+	}
+}
