@@ -324,15 +324,18 @@ func (w *worker) check(p op, status int, body []byte) string {
 		}
 		return strconv.Itoa(status)
 	}
+	// The load generator shares the machine with the server: the common
+	// answers are checked by their bytes, not decoded.
 	switch p {
 	case opIntrospect:
-		var r struct {
-			Active bool `json:"active"`
-		}
-		if json.Unmarshal(body, &r) != nil || !r.Active {
+		if !bytes.HasPrefix(body, []byte(`{"active":true,`)) {
 			return "200 inactive"
 		}
-	case opCC, opRefresh, opCode:
+	case opCC, opCode:
+		if !bytes.HasPrefix(body, []byte(`{"access_token":"`)) {
+			return "200 without access_token"
+		}
+	case opRefresh:
 		var r struct {
 			AccessToken  string `json:"access_token"`
 			RefreshToken string `json:"refresh_token"`
@@ -340,12 +343,10 @@ func (w *worker) check(p op, status int, body []byte) string {
 		if json.Unmarshal(body, &r) != nil || r.AccessToken == "" {
 			return "200 without access_token"
 		}
-		if p == opRefresh {
-			if r.RefreshToken == "" {
-				return "200 without refresh_token"
-			}
-			w.refresh = r.RefreshToken
+		if r.RefreshToken == "" {
+			return "200 without refresh_token"
 		}
+		w.refresh = r.RefreshToken
 	}
 	return ""
 }
