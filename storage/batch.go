@@ -29,8 +29,13 @@ const maxBatch = 256
 
 // writeOp is one write handed to the batcher.
 type writeOp struct {
-	fns  []func(tx *gorm.DB) error // one write: statements, run in order
-	done chan error
+	fns []func(tx *gorm.DB) error // one write: statements, run in order
+	// savepoint: a statement of fns may fail alone (an insert breaking a
+	// key), so they run under a savepoint that undoes the others. Updates
+	// and deletes by key fail only with the database, which ends the
+	// whole batch anyway.
+	savepoint bool
+	done      chan error
 }
 
 type batcher struct {
@@ -54,14 +59,14 @@ func newBatcher(s *GormStore) *batcher {
 
 // do runs the statements fns as one write in the next batch and returns
 // its error once the batch is durable.
-func (b *batcher) do(ctx context.Context, fns ...func(tx *gorm.DB) error) error {
+func (b *batcher) do(ctx context.Context, savepoint bool, fns ...func(tx *gorm.DB) error) error {
 	closed := errors.Join(ErrUnavailable, errClosed)
 	select {
 	case <-b.stopped:
 		return closed
 	default:
 	}
-	op := &writeOp{fns: fns, done: make(chan error, 1)}
+	op := &writeOp{fns: fns, savepoint: savepoint && len(fns) > 1, done: make(chan error, 1)}
 	select {
 	case b.ops <- op:
 	case <-b.stopped:
@@ -167,8 +172,13 @@ func (b *batcher) commit(batch []*writeOp) {
 // apply runs one write's statements in tx: alone, or under a savepoint
 // when there are several, so that a failure undoes only this write.
 func (b *batcher) apply(tx *gorm.DB, op *writeOp) error {
-	if len(op.fns) == 1 {
-		return op.fns[0](tx)
+	if !op.savepoint {
+		for _, fn := range op.fns {
+			if err := fn(tx); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	if err := tx.Exec("SAVEPOINT latch_write").Error; err != nil {
 		return translate(err)
@@ -197,16 +207,20 @@ func (b *batcher) close() {
 // error: in the transaction of ctx; queued in ctx's unit, if any; batched
 // with the other writes of the moment on a SQLite file; on its own
 // otherwise (PostgreSQL groups commits itself).
-func (s *GormStore) blindWrite(ctx context.Context, fn func(tx *gorm.DB) error) error {
+//
+// mayFailAlone says fn can fail while the database works (an insert that
+// breaks a key): within a unit, such a write needs a savepoint.
+func (s *GormStore) blindWrite(ctx context.Context, mayFailAlone bool, fn func(tx *gorm.DB) error) error {
 	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return fn(tx)
 	}
 	if u, ok := ctx.Value(unitKey{}).(*unit); ok {
 		u.pending = append(u.pending, fn)
+		u.mayFailAlone = u.mayFailAlone || mayFailAlone
 		return nil
 	}
 	if s.batch != nil {
-		return s.batch.do(ctx, fn)
+		return s.batch.do(ctx, false, fn)
 	}
 	return fn(s.write.WithContext(ctx))
 }

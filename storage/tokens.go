@@ -15,9 +15,20 @@ func (s *GormStore) createRequest(ctx context.Context, table, signature string, 
 		return err
 	}
 	row.AccessSignature = accessSignature
-	return s.blindWrite(ctx, func(tx *gorm.DB) error {
-		return translate(tx.Table(table).Create(row).Error)
+	stmt := insertRequestSQL(table)
+	return s.blindWrite(ctx, true, func(tx *gorm.DB) error {
+		return translate(tx.Exec(stmt, row.Signature, row.RequestID, row.RequestedAt, row.ClientID, row.Subject,
+			row.RequestedScopes, row.GrantedScopes, row.RequestedAudience, row.GrantedAudience, row.Form,
+			row.SessionData, row.Extra, row.AccessSignature, row.Active, row.ExpiresAt, row.RotatedAt).Error)
 	})
+}
+
+// insertRequestSQL is the INSERT of a request row into table: plain SQL,
+// which on the hot path costs a fraction of GORM's Create.
+func insertRequestSQL(table string) string {
+	return `INSERT INTO ` + table + ` (signature, request_id, requested_at, client_id, subject, requested_scopes,
+		granted_scopes, requested_audience, granted_audience, form, session_data, extra, access_signature, active,
+		expires_at, rotated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 }
 
 func (s *GormStore) getRow(ctx context.Context, table, signature string) (*requestRow, error) {
@@ -42,8 +53,8 @@ func (s *GormStore) getRequest(ctx context.Context, table, signature string, ses
 }
 
 func (s *GormStore) deleteRequest(ctx context.Context, table, signature string) error {
-	return s.blindWrite(ctx, func(tx *gorm.DB) error {
-		return translate(tx.Table(table).Where("signature = ?", signature).Delete(&requestRow{}).Error)
+	return s.blindWrite(ctx, false, func(tx *gorm.DB) error {
+		return translate(tx.Exec(`DELETE FROM `+table+` WHERE signature = ?`, signature).Error)
 	})
 }
 
@@ -109,7 +120,7 @@ func (s *GormStore) RotateRefreshToken(ctx context.Context, requestID, signature
 		if res.RowsAffected == 0 {
 			return fosite.ErrInactiveToken
 		}
-		return translate(tx.Table(tableAccess).Where("request_id = ?", requestID).Delete(&requestRow{}).Error)
+		return translate(tx.Exec(`DELETE FROM `+tableAccess+` WHERE request_id = ?`, requestID).Error)
 	})
 }
 
@@ -138,14 +149,14 @@ func (s *GormStore) rotateWithGrace(ctx context.Context, requestID, signature st
 // RevokeRefreshToken deactivates every refresh token of the grant, the
 // whole rotation chain (all its tokens share the request ID).
 func (s *GormStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	return s.blindWrite(ctx, func(tx *gorm.DB) error {
-		return translate(tx.Table(tableRefresh).Where("request_id = ?", requestID).Update("active", false).Error)
+	return s.blindWrite(ctx, false, func(tx *gorm.DB) error {
+		return translate(tx.Exec(`UPDATE `+tableRefresh+` SET active = ? WHERE request_id = ?`, false, requestID).Error)
 	})
 }
 
 // RevokeAccessToken deletes every access token of the grant.
 func (s *GormStore) RevokeAccessToken(ctx context.Context, requestID string) error {
-	return s.blindWrite(ctx, func(tx *gorm.DB) error {
+	return s.blindWrite(ctx, false, func(tx *gorm.DB) error {
 		return translate(tx.Table(tableAccess).Where("request_id = ?", requestID).Delete(&requestRow{}).Error)
 	})
 }

@@ -17,7 +17,8 @@ type unitKey struct{}
 
 // unit holds the writes of a Unit until it finishes.
 type unit struct {
-	pending []func(tx *gorm.DB) error
+	pending      []func(tx *gorm.DB) error
+	mayFailAlone bool
 }
 
 // Unit returns a context under which the store's blind writes (storing,
@@ -42,7 +43,7 @@ func (s *GormStore) Unit(ctx context.Context) (context.Context, func(err error) 
 		}
 		plain := context.WithoutCancel(context.WithValue(ctx, unitKey{}, nil))
 		if s.batch != nil {
-			return s.batch.do(plain, fns...)
+			return s.batch.do(plain, u.mayFailAlone, fns...)
 		}
 		return s.inTx(plain, func(tx *gorm.DB) error {
 			for _, fn := range fns {
