@@ -116,6 +116,7 @@ func (s *Server) IssueTokens(ctx context.Context, tr TokenRequest) (*IssuedToken
 		return nil, err
 	}
 	ar := fosite.NewAccessRequest(sess)
+	ar.SetID(newGrantID())
 	ar.Client = c
 	ar.GrantTypes = fosite.Arguments{grant}
 	ar.Form = url.Values{"grant_type": {grant}}
