@@ -37,6 +37,11 @@ func (s *Server) writeOAuthError(ctx context.Context, w http.ResponseWriter, r *
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
 	}
+	if rfc.CodeField == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		// The database is unavailable: worth a retry soon (RFC 9110
+		// §10.2.3), and the client should not conclude anything.
+		w.Header().Set("Retry-After", "1")
+	}
 	if rfc.CodeField >= 500 {
 		s.log.ErrorContext(ctx, "request failed", "path", r.URL.Path, "error", rfc.ErrorField, "debug", rfc.GetDescription()+" "+rfc.DebugField)
 	} else {

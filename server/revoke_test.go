@@ -237,6 +237,7 @@ func TestRevoke(t *testing.T) {
 				fx.kept, fx.gone = append(fx.kept, fx.gone...), nil
 			}
 			if tc.down {
+				require.Equal(t, "1", r.Header.Get("Retry-After"), "a 503 says when to retry")
 				return // nothing to look at: the database is gone
 			}
 			for _, tok := range fx.gone {
