@@ -63,28 +63,43 @@ func (s *Server) login(ctx context.Context, clientID, username, password string,
 	verifier, state, nonce := oauth2.GenerateVerifier(), random(), random()
 	authURL := cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", nonce))
 
-	code, err := s.browse(ctx, authURL, cfg.RedirectURL, state, username, password)
+	code, err := SignIn(ctx, nil, authURL, cfg.RedirectURL, state, username, password)
 	if err != nil {
 		return nil, err
 	}
 	return cfg.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 }
 
-// browse follows the authorization request like a browser with a fresh
-// cookie jar, fills the login and consent forms, and returns the code the
-// redirect to redirectURI carries.
-func (s *Server) browse(ctx context.Context, authURL, redirectURI, state, username, password string) (string, error) {
-	jar, err := cookiejar.New(nil)
+// SignIn follows the authorization request authURL of any Latch server
+// like a person's browser: it signs in as username on the login page when
+// one comes, allows on the consent page when one comes, and returns the
+// code of the redirect to redirectURI, whose state it checks. hc is the
+// browser: its cookie jar keeps the login session between calls (nil: a
+// fresh browser each time); SignIn follows its redirects itself.
+func SignIn(ctx context.Context, hc *http.Client, authURL, redirectURI, state, username, password string) (string, error) {
+	b := &http.Client{}
+	if hc != nil {
+		*b = *hc
+	}
+	if b.Jar == nil {
+		jar, err := cookiejar.New(nil)
+		if err != nil {
+			return "", err
+		}
+		b.Jar = jar
+	}
+	b.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	start, err := url.Parse(authURL)
 	if err != nil {
 		return "", err
 	}
-	b := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	origin := start.Scheme + "://" + start.Host // what a browser sends with a form post
 	target, method, body := authURL, http.MethodGet, url.Values(nil)
 	for step := 0; step < 12; step++ {
 		if strings.HasPrefix(target, redirectURI+"?") {
 			return callbackCode(target, state)
 		}
-		page, err := s.fetch(ctx, b, method, target, body)
+		page, err := fetch(ctx, b, origin, method, target, body)
 		if err != nil {
 			return "", err
 		}
@@ -129,7 +144,7 @@ type page struct {
 	text     string // the start of the body, for errors
 }
 
-func (s *Server) fetch(ctx context.Context, b *http.Client, method, target string, form url.Values) (*page, error) {
+func fetch(ctx context.Context, b *http.Client, origin, method, target string, form url.Values) (*page, error) {
 	var rd io.Reader
 	if form != nil {
 		rd = strings.NewReader(form.Encode())
@@ -140,7 +155,7 @@ func (s *Server) fetch(ctx context.Context, b *http.Client, method, target strin
 	}
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Origin", s.issuer) // what a browser sends with a form post
+		req.Header.Set("Origin", origin)
 	}
 	resp, err := b.Do(req)
 	if err != nil {
