@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -251,11 +250,6 @@ func changedTables(before, after map[string]string) []string {
 	}
 	sort.Strings(changed)
 	return changed
-}
-
-func sameSet(a, b []string) bool {
-	a, b = slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b))
-	return slices.Equal(a, b)
 }
 
 // integrity checks the file's structure and its foreign keys.
