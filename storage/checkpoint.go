@@ -40,12 +40,28 @@ func (s *GormStore) checkpointer(stop <-chan struct{}, done chan<- struct{}) {
 			// The pragma answers a row, which must be read to the end:
 			// a statement left unfinished keeps its connection's read
 			// transaction, and its old snapshot, open.
-			var busy, frames, copied int
-			err := s.read.WithContext(ctx).Raw("PRAGMA wal_checkpoint(PASSIVE)").Row().Scan(&busy, &frames, &copied)
-			if err != nil {
+			// (Rows, not Row: GORM answers a failed preparation with an
+			// empty sql.Row, whose Scan panics.)
+			if err := s.checkpoint(ctx); err != nil {
 				s.log.Debug("background checkpoint", "error", err)
 			}
 			cancel()
 		}
 	}
+}
+
+// checkpoint runs one PASSIVE checkpoint and reads its row to the end.
+func (s *GormStore) checkpoint(ctx context.Context) error {
+	rows, err := s.read.WithContext(ctx).Raw("PRAGMA wal_checkpoint(PASSIVE)").Rows()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var busy, frames, copied int
+		if err := rows.Scan(&busy, &frames, &copied); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
 }

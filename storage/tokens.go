@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"time"
 
@@ -39,16 +38,25 @@ func insertRequestSQL(table string) string {
 func (s *GormStore) getRow(ctx context.Context, table, signature string) (*requestRow, error) {
 	var row requestRow
 	var expires, rotated sql.NullTime
-	err := s.reader(ctx).Raw(`SELECT signature, request_id, requested_at, client_id, subject, requested_scopes,
+	// Rows, not Row: with prepared statements GORM answers a failed
+	// preparation (a closed database) with an empty sql.Row, whose Scan
+	// panics.
+	rows, err := s.reader(ctx).Raw(`SELECT signature, request_id, requested_at, client_id, subject, requested_scopes,
 		granted_scopes, requested_audience, granted_audience, form, session_data, extra, access_signature, active,
-		expires_at, rotated_at FROM `+table+` WHERE signature = ? LIMIT 1`, signature).Row().Scan(
-		&row.Signature, &row.RequestID, &row.RequestedAt, &row.ClientID, &row.Subject, &row.RequestedScopes,
-		&row.GrantedScopes, &row.RequestedAudience, &row.GrantedAudience, &row.Form, &row.SessionData, &row.Extra,
-		&row.AccessSignature, &row.Active, &expires, &rotated)
-	if errors.Is(err, sql.ErrNoRows) {
+		expires_at, rotated_at FROM `+table+` WHERE signature = ? LIMIT 1`, signature).Rows()
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, translate(err)
+		}
 		return nil, fosite.ErrNotFound
 	}
-	if err != nil {
+	if err := rows.Scan(&row.Signature, &row.RequestID, &row.RequestedAt, &row.ClientID, &row.Subject,
+		&row.RequestedScopes, &row.GrantedScopes, &row.RequestedAudience, &row.GrantedAudience, &row.Form,
+		&row.SessionData, &row.Extra, &row.AccessSignature, &row.Active, &expires, &rotated); err != nil {
 		return nil, translate(err)
 	}
 	if expires.Valid {

@@ -370,3 +370,19 @@ func TestClientCache(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestClosedStoreReadsFail: reads of a closed store fail as unavailable;
+// none panics (GORM answers a failed preparation with an empty sql.Row).
+func TestClosedStoreReadsFail(t *testing.T) {
+	st := openTestFile(t)
+	grant(t, st, "closed")
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetAccessTokenSession(t.Context(), "at-closed", openid.NewDefaultSession()); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("GetAccessTokenSession on a closed store: %v", err)
+	}
+	if err := st.checkpoint(t.Context()); err == nil {
+		t.Fatal("a checkpoint of a closed store succeeded")
+	}
+}
