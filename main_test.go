@@ -178,19 +178,7 @@ func TestServeDefaults(t *testing.T) {
 // its token works, and after a restart on the same file the token is
 // still active (the system secret and the rows were kept).
 func TestServeConfigClientSurvivesRestart(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yaml")
-	writeFile(t, cfg, `
-listen: 127.0.0.1:0
-issuer: http://127.0.0.1:0
-database: {driver: sqlite, dsn: `+filepath.Join(dir, "keep.db")+`}
-clients:
-  - id: svc
-    secret: a-chosen-secret
-    grant_types: [client_credentials]
-    response_types: []
-    scopes: [read]
-`)
+	_, cfg := svcConfig(t, "keep.db")
 	var token string
 	t.Run("first start", func(t *testing.T) {
 		issuer, _ := startServe(t, nil, "--config", cfg)
@@ -277,6 +265,27 @@ func TestServeInsecureHTTPIssuer(t *testing.T) {
 	}
 }
 
+// svcConfig writes a config.yaml in a new directory: a SQLite file named
+// db there, and the client svc (secret a-chosen-secret, client_credentials,
+// scope read). It returns the directory and the file.
+func svcConfig(t *testing.T, db string) (dir, cfg string) {
+	t.Helper()
+	dir = t.TempDir()
+	cfg = filepath.Join(dir, "config.yaml")
+	writeFile(t, cfg, `
+listen: 127.0.0.1:0
+issuer: http://127.0.0.1:0
+database: {driver: sqlite, dsn: `+filepath.Join(dir, db)+`}
+clients:
+  - id: svc
+    secret: a-chosen-secret
+    grant_types: [client_credentials]
+    response_types: []
+    scopes: [read]
+`)
+	return dir, cfg
+}
+
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
@@ -350,19 +359,7 @@ func TestServeHeaderLimit(t *testing.T) {
 // keeps answering (and writing), and serve runs from the copy with every
 // token issued before the backup still active.
 func TestBackupWhileServing(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yaml")
-	writeFile(t, cfg, `
-listen: 127.0.0.1:0
-issuer: http://127.0.0.1:0
-database: {driver: sqlite, dsn: `+filepath.Join(dir, "live.db")+`}
-clients:
-  - id: svc
-    secret: a-chosen-secret
-    grant_types: [client_credentials]
-    response_types: []
-    scopes: [read]
-`)
+	dir, cfg := svcConfig(t, "live.db")
 	issuer, _ := startServe(t, nil, "--config", cfg)
 	cc := clientcredentials.Config{ClientID: "svc", ClientSecret: "a-chosen-secret", TokenURL: issuer + "/oauth2/token"}
 	var before []string
