@@ -41,8 +41,12 @@ type File struct {
 	Tokens          Tokens          `yaml:"tokens"`
 	Registration    Registration    `yaml:"registration"`
 	TrustedIssuers  []TrustedIssuer `yaml:"trusted_issuers"`
-	Clients         []Client        `yaml:"clients"`
-	Users           []User          `yaml:"users"`
+	// TrustedProxies are the CIDRs of reverse proxies whose
+	// X-Forwarded-For and Forwarded headers are believed; a request from
+	// any other address is known by its own address only.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	Clients        []Client `yaml:"clients"`
+	Users          []User   `yaml:"users"`
 }
 
 // TLS makes the server listen with HTTPS when both files are set.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -26,6 +27,7 @@ func (f File) Validate() error {
 	p.server(f)
 	p.tokens(f.Tokens)
 	p.trustedIssuers(f.TrustedIssuers)
+	p.trustedProxies(f.TrustedProxies)
 	p.clients(f.Clients)
 	p.users(f.Users)
 	return errors.Join(p...)
@@ -177,4 +179,25 @@ func absoluteURL(s string) bool {
 		return false
 	}
 	return (u.Scheme != "http" && u.Scheme != "https") || u.Host != ""
+}
+
+// trustedProxies checks that each entry is a CIDR (or a single address).
+func (p *problems) trustedProxies(list []string) {
+	for i, cidr := range list {
+		if _, err := ParsePrefix(cidr); err != nil {
+			p.add(fmt.Sprintf("trusted_proxies[%d]", i), "must be a CIDR such as 10.0.0.0/8 or an address, got %q", cidr)
+		}
+	}
+}
+
+// ParsePrefix reads a CIDR, or a lone address as the prefix of just itself.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if pfx, err := netip.ParsePrefix(s); err == nil {
+		return pfx.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }

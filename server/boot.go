@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/latchauth/latch/clients"
@@ -149,7 +150,19 @@ func ConfigFromFile(f config.File, st storage.Store, log *slog.Logger, hasher *c
 		AdminToken:            f.Admin.Token,
 		RegistrationEnabled:   f.Registration.Enabled,
 		RegistrationToken:     f.Registration.InitialAccessToken,
+		TrustedProxies:        trustedProxies(f.TrustedProxies),
 	}
+}
+
+// trustedProxies parses the validated trusted_proxies list.
+func trustedProxies(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := config.ParsePrefix(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // MaxHeaderBytes caps the request line and headers of a request (Go's

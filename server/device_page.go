@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"errors"
-	"net"
 	"net/http"
 
 	"github.com/ory/fosite"
@@ -79,16 +78,14 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 // 12 seconds, far too few to guess a code before it expires.
 func (s *Server) enteredDeviceCode(w http.ResponseWriter, r *http.Request) (string, *storage.DeviceCode) {
 	typed := r.PostFormValue("user_code")
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if !s.deviceGuesses.Allow(host, r.RemoteAddr) {
+	addr := s.clientKey(r)
+	if !s.deviceGuesses.Allow(addr, addr) {
 		s.renderDeviceEntry(w, r, http.StatusTooManyRequests, typed, "Too many wrong codes. Wait a minute, then try again.")
 		return "", nil
 	}
 	code, ok := normalizeUserCode(typed)
 	var dc *storage.DeviceCode
+	var err error
 	if ok {
 		dc, err = s.store.GetDeviceCodeByUserCode(r.Context(), code)
 		if err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -97,7 +94,7 @@ func (s *Server) enteredDeviceCode(w http.ResponseWriter, r *http.Request) (stri
 		}
 	}
 	if dc == nil {
-		s.deviceGuesses.Failure(host, r.RemoteAddr)
+		s.deviceGuesses.Failure(addr, addr)
 		s.renderDeviceEntry(w, r, http.StatusBadRequest, typed,
 			"That code is not valid, or it has expired. Check the code your device shows and try again.")
 		return "", nil

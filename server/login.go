@@ -65,7 +65,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request, rerender func(status int, username, msg string)) (*storage.User, *storage.LoginSession, bool) {
 	username, password := r.PostFormValue("username"), r.PostFormValue("password")
 	s.passwordChecks <- struct{}{}
-	user, err := s.users.Authenticate(r.Context(), username, password, r.RemoteAddr)
+	user, err := s.users.Authenticate(r.Context(), username, password, s.clientKey(r))
 	<-s.passwordChecks
 	switch {
 	case errors.Is(err, users.ErrRateLimited):

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"runtime"
 	"strings"
@@ -78,6 +79,9 @@ type Config struct {
 	// RegistrationToken, when set, is the initial access token it needs.
 	RegistrationEnabled bool
 	RegistrationToken   string
+	// TrustedProxies are the reverse proxies whose forwarding headers
+	// name the real caller (clientaddr.go).
+	TrustedProxies []netip.Prefix
 
 	// DevMode mounts the test-fixture helpers under /dev/ (dev.go): they
 	// mint tokens for whoever asks, so only `latch serve --dev` sets it.
