@@ -156,7 +156,7 @@ func TestRepositoryConfig(t *testing.T) {
 	if f.Clients == nil || f.Users == nil || f.TrustedIssuers == nil {
 		t.Error("the example should spell out clients: [], users: [] and trusted_issuers: []")
 	}
-	f.Clients, f.Users, f.TrustedIssuers = nil, nil, nil
+	f.Clients, f.Users, f.TrustedIssuers, f.TrustedProxies = nil, nil, nil, nil
 	if want := Default(); !reflect.DeepEqual(f, want) {
 		t.Errorf("../config.yaml differs from Default():\n got %+v\nwant %+v", f, want)
 	}
