@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 
@@ -20,9 +19,7 @@ func (c *cli) backupCommand() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withStore(cmd.Context(), func(_ config.File, st storage.Store) error {
-				b, ok := st.(interface {
-					Backup(ctx context.Context, path string) error
-				})
+				b, ok := st.(storage.Backuper)
 				if !ok {
 					return errors.New("this store cannot back itself up")
 				}

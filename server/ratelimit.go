@@ -11,6 +11,8 @@ import (
 
 	"github.com/ory/fosite"
 	"golang.org/x/time/rate"
+
+	"github.com/latchauth/latch/storage"
 )
 
 // The per-client rate limit of the token endpoint (a client's rate_limit,
@@ -103,7 +105,7 @@ func (s *Server) overLimitBeforeAuth(ctx context.Context, w http.ResponseWriter,
 // overLimit spends one token of the authenticated client's bucket; when
 // there is none it has answered 429.
 func (s *Server) overLimit(ctx context.Context, w http.ResponseWriter, r *http.Request, client fosite.Client) bool {
-	limited, ok := client.(interface{ GetRateLimit() float64 })
+	limited, ok := client.(storage.RateLimited)
 	if !ok {
 		return false
 	}

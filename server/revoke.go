@@ -120,9 +120,7 @@ func (s *Server) revoke(ctx context.Context, r *http.Request) error {
 		q.Set("token_type_hint", string(HintAccessToken))
 	}
 	ctx = storage.WithClientMemo(ctx)
-	u, ok := s.store.(interface {
-		Unit(context.Context) (context.Context, func(error) error)
-	})
+	u, ok := s.store.(storage.UnitOfWork)
 	if !ok {
 		return s.oauth.NewRevocationRequest(ctx, r)
 	}

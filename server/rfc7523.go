@@ -118,7 +118,7 @@ func clientAuthentication(fc *fosite.Config, store fosite.Storage) fosite.Client
 				// The client may come from the store's cache, a moment
 				// older than a secret just rotated on another instance:
 				// a refusal is checked once more against the database.
-				if forget, ok := store.(interface{ ForgetClient(context.Context, string) }); ok {
+				if forget, ok := store.(storage.ClientForgetter); ok {
 					forget.ForgetClient(ctx, id)
 					return f.DefaultClientAuthenticationStrategy(ctx, r, form)
 				}

@@ -18,7 +18,7 @@ func (s *GormStore) Backup(ctx context.Context, path string) error {
 	if s.dialect != "sqlite" {
 		return errors.New("storage: backup copies SQLite databases; back PostgreSQL up with pg_dump")
 	}
-	if s.read == s.write {
+	if s.readPool == s.writePool {
 		return errors.New("storage: an in-memory database has nothing to back up")
 	}
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
@@ -27,7 +27,7 @@ func (s *GormStore) Backup(ctx context.Context, path string) error {
 		}
 		return fmt.Errorf("storage: backup: %w", err)
 	}
-	if err := s.read.WithContext(ctx).Exec("VACUUM INTO ?", path).Error; err != nil {
+	if err := s.readPool.WithContext(ctx).Exec("VACUUM INTO ?", path).Error; err != nil {
 		return fmt.Errorf("storage: backup to %s: %w", path, translate(err))
 	}
 	return nil

@@ -133,7 +133,7 @@ func (b *batcher) commit(batch []*writeOp) {
 			op.done <- err
 		}
 	}
-	tx := b.s.write.WithContext(context.Background()).Begin()
+	tx := b.s.writePool.WithContext(context.Background()).Begin()
 	if tx.Error != nil {
 		fail(translate(tx.Error))
 		return
@@ -201,26 +201,4 @@ func (b *batcher) apply(tx *gorm.DB, op *writeOp) error {
 func (b *batcher) close() {
 	b.once.Do(func() { close(b.stop) })
 	<-b.stopped
-}
-
-// blindWrite runs fn, one write whose caller needs nothing back but its
-// error: in the transaction of ctx; queued in ctx's unit, if any; batched
-// with the other writes of the moment on a SQLite file; on its own
-// otherwise (PostgreSQL groups commits itself).
-//
-// mayFailAlone says fn can fail while the database works (an insert that
-// breaks a key): within a unit, such a write needs a savepoint.
-func (s *GormStore) blindWrite(ctx context.Context, mayFailAlone bool, fn func(tx *gorm.DB) error) error {
-	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
-		return fn(tx)
-	}
-	if u, ok := ctx.Value(unitKey{}).(*unit); ok {
-		u.pending = append(u.pending, fn)
-		u.mayFailAlone = u.mayFailAlone || mayFailAlone
-		return nil
-	}
-	if s.batch != nil {
-		return s.batch.do(ctx, false, fn)
-	}
-	return fn(s.write.WithContext(ctx))
 }

@@ -52,7 +52,7 @@ func (s *GormStore) checkpointer(stop <-chan struct{}, done chan<- struct{}) {
 
 // checkpoint runs one PASSIVE checkpoint and reads its row to the end.
 func (s *GormStore) checkpoint(ctx context.Context) error {
-	rows, err := s.read.WithContext(ctx).Raw("PRAGMA wal_checkpoint(PASSIVE)").Rows()
+	rows, err := s.readPool.WithContext(ctx).Raw("PRAGMA wal_checkpoint(PASSIVE)").Rows()
 	if err != nil {
 		return err
 	}

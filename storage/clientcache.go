@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ory/fosite"
+
 	"github.com/latchauth/latch/clients"
 )
 
@@ -82,4 +84,25 @@ func (s *GormStore) ForgetClient(ctx context.Context, id string) {
 		delete(memo.clients, id)
 		memo.mu.Unlock()
 	}
+}
+
+type memoKey struct{}
+
+// clientMemo holds the clients one request has read.
+type clientMemo struct {
+	mu      sync.Mutex
+	clients map[string]fosite.Client
+}
+
+// WithClientMemo returns a context under which GetClient reads each
+// client from the database once: fosite reads the client to authenticate
+// it and again for every token it looks up. Use it for one request only,
+// and not around a change of the client.
+func WithClientMemo(ctx context.Context) context.Context {
+	return context.WithValue(ctx, memoKey{}, &clientMemo{clients: map[string]fosite.Client{}})
+}
+
+func memoOf(ctx context.Context) *clientMemo {
+	m, _ := ctx.Value(memoKey{}).(*clientMemo)
+	return m
 }

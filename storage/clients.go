@@ -63,7 +63,7 @@ func (s *GormStore) GetClient(ctx context.Context, id string) (fosite.Client, er
 		}
 	}
 	// Inside a transaction the row is read through it, never cached.
-	_, inTx := ctx.Value(txKey{}).(*gorm.DB)
+	_, inTx := txOf(ctx)
 	now := time.Now()
 	var gen uint64
 	if !inTx {
@@ -101,13 +101,13 @@ func (s *GormStore) CreateClient(ctx context.Context, c *clients.Client) error {
 		return err
 	}
 	defer s.clients.invalidate()
-	return translate(s.writer(ctx).Create(row).Error)
+	return s.write(ctx, true, func(tx *gorm.DB) error { return translate(tx.Create(row).Error) })
 }
 
 // UpdateClient replaces the client's fields; CreatedAt comes back as stored.
 func (s *GormStore) UpdateClient(ctx context.Context, c *clients.Client) error {
 	defer s.clients.invalidate()
-	return s.inTx(ctx, func(tx *gorm.DB) error {
+	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		var existing clientRow
 		if err := tx.Select("created_at").Where("id = ?", c.ID).Take(&existing).Error; err != nil {
 			return translate(err)
@@ -126,8 +126,7 @@ func (s *GormStore) UpdateClient(ctx context.Context, c *clients.Client) error {
 
 func (s *GormStore) UpsertClient(ctx context.Context, c *clients.Client) error {
 	upsert := func() error {
-		return s.inTx(ctx, func(tx *gorm.DB) error {
-			txCtx := context.WithValue(ctx, txKey{}, tx)
+		return s.tx(ctx, func(txCtx context.Context, _ *gorm.DB) error {
 			err := s.UpdateClient(txCtx, c)
 			if errors.Is(err, fosite.ErrNotFound) {
 				return s.CreateClient(txCtx, c)
@@ -136,7 +135,7 @@ func (s *GormStore) UpsertClient(ctx context.Context, c *clients.Client) error {
 		})
 	}
 	err := upsert()
-	if _, inTx := ctx.Value(txKey{}).(*gorm.DB); errors.Is(err, ErrAlreadyExists) && !inTx {
+	if _, inTx := txOf(ctx); errors.Is(err, ErrAlreadyExists) && !inTx {
 		// Another process created the client between our update and our
 		// insert (two instances seeding an empty PostgreSQL database at
 		// once, under READ COMMITTED): now the update finds it.
@@ -179,14 +178,9 @@ func (s *GormStore) ListClientsPage(ctx context.Context, after string, limit int
 // it through ON DELETE CASCADE.
 func (s *GormStore) DeleteClient(ctx context.Context, id string) error {
 	defer s.clients.invalidate()
-	res := s.writer(ctx).Where("id = ?", id).Delete(&clientRow{})
-	if res.Error != nil {
-		return translate(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fosite.ErrNotFound
-	}
-	return nil
+	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
+		return matched(tx.Where("id = ?", id).Delete(&clientRow{}))
+	})
 }
 
 func nonNil(v []string) []string {

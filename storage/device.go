@@ -109,7 +109,7 @@ func (s *GormStore) CreateDeviceCode(ctx context.Context, dc *DeviceCode) error 
 		Status:            string(DevicePending),
 		IntervalSeconds:   int(dc.Interval / time.Second),
 	}
-	return translate(s.writer(ctx).Table(tableDevice).Create(&dr).Error)
+	return s.write(ctx, true, func(tx *gorm.DB) error { return translate(tx.Table(tableDevice).Create(&dr).Error) })
 }
 
 func (s *GormStore) GetDeviceCodeByUserCode(ctx context.Context, userCode string) (*DeviceCode, error) {
@@ -144,22 +144,17 @@ func (s *GormStore) DenyDeviceCode(ctx context.Context, userCode string) error {
 }
 
 func (s *GormStore) decideDevice(ctx context.Context, userCode string, set map[string]any) error {
-	res := s.writer(ctx).Table(tableDevice).
-		Where("user_code_signature = ? AND status = ? AND active = ? AND expires_at > ?", hashKey(userCode), string(DevicePending), true, s.now().UTC()).
-		Updates(set)
-	if res.Error != nil {
-		return translate(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fosite.ErrNotFound
-	}
-	return nil
+	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
+		return matched(tx.Table(tableDevice).
+			Where("user_code_signature = ? AND status = ? AND active = ? AND expires_at > ?", hashKey(userCode), string(DevicePending), true, s.now().UTC()).
+			Updates(set))
+	})
 }
 
 func (s *GormStore) PollDeviceCode(ctx context.Context, signature string, now time.Time, slowDown time.Duration, session fosite.Session) (*DeviceCode, bool, error) {
 	var row deviceRow
 	tooFast := false
-	err := s.inTx(ctx, func(tx *gorm.DB) error {
+	err := s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		q := tx.Table(tableDevice).Where("signature = ?", signature)
 		if s.dialect == "postgres" {
 			// Two polls at once must not both see the old last poll.
@@ -187,16 +182,11 @@ func (s *GormStore) PollDeviceCode(ctx context.Context, signature string, now ti
 }
 
 func (s *GormStore) InvalidateDeviceCode(ctx context.Context, signature string) error {
-	res := s.writer(ctx).Table(tableDevice).
-		Where("signature = ? AND status = ? AND active = ?", signature, string(DeviceApproved), true).
-		Update("active", false)
-	if res.Error != nil {
-		return translate(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fosite.ErrNotFound
-	}
-	return nil
+	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
+		return matched(tx.Table(tableDevice).
+			Where("signature = ? AND status = ? AND active = ?", signature, string(DeviceApproved), true).
+			Update("active", false))
+	})
 }
 
 func (s *GormStore) toDeviceCode(ctx context.Context, row *deviceRow, session fosite.Session) (*DeviceCode, error) {

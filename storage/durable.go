@@ -6,8 +6,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-
-	"gorm.io/gorm"
 )
 
 // Group commit for SQLite.
@@ -117,33 +115,4 @@ func (s *GormStore) committed() uint64 {
 		return 0
 	}
 	return s.wal.commit()
-}
-
-// registerDurability makes every autocommitted write statement on db wait
-// for durability after it returns and has released the write connection;
-// statements inside a transaction are covered by its commit (inTx, Commit).
-func (s *GormStore) registerDurability(db *gorm.DB) error {
-	after := func(db *gorm.DB) {
-		if db.Error != nil {
-			return
-		}
-		if _, inTx := db.Statement.ConnPool.(gorm.TxCommitter); inTx {
-			return
-		}
-		if err := s.durable(s.committed()); err != nil {
-			_ = db.AddError(err)
-		}
-	}
-	cb := db.Callback()
-	for _, err := range []error{
-		cb.Create().After("*").Register("latch:durable", after),
-		cb.Update().After("*").Register("latch:durable", after),
-		cb.Delete().After("*").Register("latch:durable", after),
-		cb.Raw().After("*").Register("latch:durable", after),
-	} {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

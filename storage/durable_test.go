@@ -102,7 +102,7 @@ func TestWALSyncerFile(t *testing.T) {
 		t.Fatal("a write returned without syncing the WAL")
 	}
 	var mode int
-	if err := st.write.Raw("PRAGMA synchronous").Scan(&mode).Error; err != nil || mode != 1 {
+	if err := st.writePool.Raw("PRAGMA synchronous").Scan(&mode).Error; err != nil || mode != 1 {
 		t.Fatalf("write connection synchronous = %d (%v), want 1 (NORMAL)", mode, err)
 	}
 }

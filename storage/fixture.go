@@ -30,7 +30,7 @@ var expirable = []struct {
 // nothing in a real flow calls it. An unknown signature is ErrNotFound.
 func (s *GormStore) ExpireNow(ctx context.Context, signature string) error {
 	now := s.now().UTC()
-	return s.inTx(ctx, func(tx *gorm.DB) error {
+	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		for _, e := range expirable {
 			var row requestRow
 			err := tx.Table(e.table).Select("session_data").Where("signature = ?", signature).Take(&row).Error

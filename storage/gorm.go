@@ -21,16 +21,17 @@ import (
 
 // GormStore is the Store on SQLite or PostgreSQL.
 //
-// With a SQLite file there are two pools on the same file: write holds
-// exactly one connection whose transactions begin IMMEDIATE, read holds
-// several. Writers therefore queue inside database/sql for the one write
+// With a SQLite file there are two pools on the same file: writePool holds
+// exactly one connection whose transactions begin IMMEDIATE, readPool
+// holds several. Writers therefore queue inside database/sql for the one write
 // connection instead of racing for SQLite's lock, which is what makes
 // Hydra's and Dex's SQLite modes answer "database is locked" under load;
 // readers never block thanks to WAL. With ":memory:" and PostgreSQL both
-// names point to one pool.
+// names point to one pool. Writes reach writePool only through the write
+// path of write.go (see the package doc).
 type GormStore struct {
-	write      *gorm.DB
-	read       *gorm.DB
+	writePool  *gorm.DB
+	readPool   *gorm.DB
 	dialect    string
 	newSession func() fosite.Session
 	now        func() time.Time
@@ -72,13 +73,13 @@ func Open(ctx context.Context, o Options) (*GormStore, error) {
 	case "sqlite":
 		err = s.openSQLite(o.DSN, cfg)
 	case "postgres":
-		s.write, err = gorm.Open(postgres.Open(o.DSN), cfg)
+		s.writePool, err = gorm.Open(postgres.Open(o.DSN), cfg)
 		if err == nil {
-			sqlDB, _ := s.write.DB()
+			sqlDB, _ := s.writePool.DB()
 			sqlDB.SetMaxOpenConns(16)
 			sqlDB.SetMaxIdleConns(16)
 			sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-			s.read = s.write
+			s.readPool = s.writePool
 		}
 	default:
 		return nil, fmt.Errorf("storage: unknown driver %q (want sqlite or postgres)", o.Driver)
@@ -113,7 +114,7 @@ func (s *GormStore) openSQLite(dsn string, cfg *gorm.Config) error {
 		sqlDB.SetMaxIdleConns(1)
 		sqlDB.SetConnMaxLifetime(0)
 		sqlDB.SetConnMaxIdleTime(0)
-		s.write, s.read = db, db
+		s.writePool, s.readPool = db, db
 		return nil
 	}
 	// Each pool gets a Config of its own: gorm.Open keeps the pointer it
@@ -133,15 +134,12 @@ func (s *GormStore) openSQLite(dsn string, cfg *gorm.Config) error {
 		return err
 	}
 	s.wal = newWALSyncer(sqliteFilePath(dsn))
-	if err := s.registerDurability(w); err != nil {
-		return err
-	}
 	wDB, _ := w.DB()
 	wDB.SetMaxOpenConns(1)
 	wDB.SetMaxIdleConns(1)
 	wDB.SetConnMaxIdleTime(0)
 	wDB.SetConnMaxLifetime(0)
-	s.write = w
+	s.writePool = w
 	s.batch = newBatcher(s)
 	// The write pool creates the file and switches it to WAL before any
 	// reader opens it.
@@ -158,7 +156,7 @@ func (s *GormStore) openSQLite(dsn string, cfg *gorm.Config) error {
 	rDB, _ := r.DB()
 	rDB.SetMaxOpenConns(4)
 	rDB.SetMaxIdleConns(4)
-	s.read = r
+	s.readPool = r
 	s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
 	go s.checkpointer(s.stopCheckpoints, s.checkpointsDone)
 	return nil
@@ -194,93 +192,9 @@ func sqliteDSN(dsn, extra string) string {
 	return dsn + "?" + params
 }
 
-type txKey struct{}
-
-// reader is the handle every read goes through: the transaction of ctx if
-// there is one (so a transaction sees its own writes and never waits for
-// the write connection it already holds), the read pool otherwise.
-func (s *GormStore) reader(ctx context.Context) *gorm.DB {
-	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
-		return tx
-	}
-	return s.read.WithContext(ctx)
-}
-
-// writer is the handle every write goes through.
-func (s *GormStore) writer(ctx context.Context) *gorm.DB {
-	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
-		return tx
-	}
-	return s.write.WithContext(ctx)
-}
-
-// inTx runs fn in the transaction of ctx, or in a new one it commits. A
-// failed begin or commit is a database failure (translated); fn's own
-// errors pass through as they are (fosite.ErrInactiveToken must stay what
-// it is).
-func (s *GormStore) inTx(ctx context.Context, fn func(tx *gorm.DB) error) (err error) {
-	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
-		return fn(tx)
-	}
-	tx := s.write.WithContext(ctx).Begin()
-	if tx.Error != nil {
-		return translate(tx.Error)
-	}
-	defer func() {
-		if v := recover(); v != nil {
-			tx.Rollback()
-			panic(v)
-		}
-	}()
-	if err := fn(tx); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit().Error; err != nil {
-		return translate(err)
-	}
-	return s.durable(s.committed())
-}
-
-// BeginTX starts a transaction carried by the returned context.
-func (s *GormStore) BeginTX(ctx context.Context) (context.Context, error) {
-	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
-		return nil, errors.New("storage: nested transactions are not supported")
-	}
-	if _, ok := ctx.Value(unitKey{}).(*unit); ok {
-		return nil, errUnitTx
-	}
-	tx := s.write.WithContext(ctx).Begin()
-	if tx.Error != nil {
-		return nil, translate(tx.Error)
-	}
-	return context.WithValue(ctx, txKey{}, tx), nil
-}
-
-// Commit commits the transaction of ctx.
-func (s *GormStore) Commit(ctx context.Context) error {
-	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
-	if !ok {
-		return errors.New("storage: commit without a transaction")
-	}
-	if err := tx.Commit().Error; err != nil {
-		return translate(err)
-	}
-	return s.durable(s.committed())
-}
-
-// Rollback aborts the transaction of ctx.
-func (s *GormStore) Rollback(ctx context.Context) error {
-	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
-	if !ok {
-		return errors.New("storage: rollback without a transaction")
-	}
-	return translate(tx.Rollback().Error)
-}
-
 // Ping checks both pools.
 func (s *GormStore) Ping(ctx context.Context) error {
-	for _, db := range []*gorm.DB{s.write, s.read} {
+	for _, db := range []*gorm.DB{s.writePool, s.readPool} {
 		sqlDB, err := db.DB()
 		if err != nil {
 			return translate(err)
@@ -303,8 +217,8 @@ func (s *GormStore) Close() error {
 		s.stopCheckpoints = nil
 	}
 	var errs []error
-	for i, db := range []*gorm.DB{s.read, s.write} {
-		if i == 1 && s.write == s.read {
+	for i, db := range []*gorm.DB{s.readPool, s.writePool} {
+		if i == 1 && s.writePool == s.readPool {
 			break
 		}
 		if sqlDB, err := db.DB(); err == nil {
@@ -337,7 +251,7 @@ func translate(err error) error {
 // SQLite every write waits for its one connection, so its wait count and
 // wait time are the queue of writers.
 func (s *GormStore) SQLDB() *sql.DB {
-	db, err := s.write.DB()
+	db, err := s.writePool.DB()
 	if err != nil {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
@@ -28,7 +29,7 @@ func (s *GormStore) CreateSigningKey(ctx context.Context, k *SigningKey) error {
 	}
 	row := signingKeyRow{KID: k.KID, Algorithm: k.Algorithm, PrivateJWK: string(k.PrivateJWK), CreatedAt: k.CreatedAt.UTC(),
 		RetiredAt: utcPtr(k.RetiredAt), ExpiresAt: utcPtr(k.ExpiresAt)}
-	return translate(s.writer(ctx).Create(&row).Error)
+	return s.write(ctx, true, func(tx *gorm.DB) error { return translate(tx.Create(&row).Error) })
 }
 
 func (s *GormStore) ListSigningKeys(ctx context.Context, now time.Time) ([]*SigningKey, error) {
@@ -46,8 +47,10 @@ func (s *GormStore) ListSigningKeys(ctx context.Context, now time.Time) ([]*Sign
 }
 
 func (s *GormStore) RetireSigningKeys(ctx context.Context, retiredAt, expiresAt time.Time) error {
-	return translate(s.writer(ctx).Model(&signingKeyRow{}).Where("retired_at IS NULL").
-		Updates(map[string]any{"retired_at": retiredAt.UTC(), "expires_at": expiresAt.UTC()}).Error)
+	return s.write(ctx, false, func(tx *gorm.DB) error {
+		return translate(tx.Model(&signingKeyRow{}).Where("retired_at IS NULL").
+			Updates(map[string]any{"retired_at": retiredAt.UTC(), "expires_at": expiresAt.UTC()}).Error)
+	})
 }
 
 type settingRow struct {
@@ -61,12 +64,15 @@ func (settingRow) TableName() string { return "settings" }
 // whichever won: instances starting together agree on one secret.
 func (s *GormStore) SystemSecret(ctx context.Context, candidate []byte) ([]byte, error) {
 	row := settingRow{Name: "system_secret", Value: base64.RawStdEncoding.EncodeToString(candidate)}
-	if err := s.writer(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
-		return nil, translate(err)
-	}
 	var stored settingRow
-	if err := s.writer(ctx).Where("name = ?", "system_secret").Take(&stored).Error; err != nil {
-		return nil, translate(err)
+	err := s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
+		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
+			return translate(err)
+		}
+		return translate(tx.Where("name = ?", "system_secret").Take(&stored).Error)
+	})
+	if err != nil {
+		return nil, err
 	}
 	secret, err := base64.RawStdEncoding.DecodeString(stored.Value)
 	if err != nil {

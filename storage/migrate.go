@@ -154,7 +154,7 @@ func (schemaMigration) TableName() string { return "schema_migrations" }
 // to run from several processes at once: SQLite serialises them on the write
 // lock, PostgreSQL on an advisory lock held for the transaction.
 func (s *GormStore) Migrate(ctx context.Context) error {
-	err := s.write.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		if s.dialect == "postgres" {
 			if err := tx.Exec(`SELECT pg_advisory_xact_lock(4242424242)`).Error; err != nil {
 				return err
@@ -200,7 +200,7 @@ func (s *GormStore) Migrate(ctx context.Context) error {
 // SchemaVersion returns the newest applied migration (0 for an empty database).
 func (s *GormStore) SchemaVersion(ctx context.Context) (int, error) {
 	var v *int
-	err := s.read.WithContext(ctx).Model(&schemaMigration{}).Select("MAX(version)").Scan(&v).Error
+	err := s.readPool.WithContext(ctx).Model(&schemaMigration{}).Select("MAX(version)").Scan(&v).Error
 	if err != nil {
 		return 0, translate(err)
 	}

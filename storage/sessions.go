@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
 
@@ -30,7 +31,7 @@ func (loginSessionRow) TableName() string { return "login_sessions" }
 
 func (s *GormStore) CreateLoginSession(ctx context.Context, ls *LoginSession) error {
 	row := loginSessionRow{ID: hashKey(ls.ID), Username: ls.Username, AuthTime: ls.AuthTime.UTC(), ExpiresAt: ls.ExpiresAt.UTC()}
-	return translate(s.writer(ctx).Create(&row).Error)
+	return s.write(ctx, true, func(tx *gorm.DB) error { return translate(tx.Create(&row).Error) })
 }
 
 // GetLoginSession returns the unexpired session with that ID, or ErrNotFound.
@@ -45,7 +46,9 @@ func (s *GormStore) GetLoginSession(ctx context.Context, id string) (*LoginSessi
 
 // DeleteLoginSession ends a session; ending an unknown one is no error.
 func (s *GormStore) DeleteLoginSession(ctx context.Context, id string) error {
-	return translate(s.writer(ctx).Where("id = ?", hashKey(id)).Delete(&loginSessionRow{}).Error)
+	return s.write(ctx, false, func(tx *gorm.DB) error {
+		return translate(tx.Where("id = ?", hashKey(id)).Delete(&loginSessionRow{}).Error)
+	})
 }
 
 type consentRow struct {
@@ -71,10 +74,12 @@ func (s *GormStore) GetConsent(ctx context.Context, username, clientID string) (
 // replacing what was remembered before.
 func (s *GormStore) SaveConsent(ctx context.Context, username, clientID string, scopes []string) error {
 	row := consentRow{Username: username, ClientID: clientID, Scopes: strings.Join(scopes, " "), CreatedAt: s.now().UTC()}
-	return translate(s.writer(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "username"}, {Name: "client_id"}},
-		DoUpdates: clause.AssignmentColumns([]string{"scopes", "created_at"}),
-	}).Create(&row).Error)
+	return s.write(ctx, true, func(tx *gorm.DB) error {
+		return translate(tx.Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "username"}, {Name: "client_id"}},
+			DoUpdates: clause.AssignmentColumns([]string{"scopes", "created_at"}),
+		}).Create(&row).Error)
+	})
 }
 
 // Consent is one remembered consent decision.
@@ -100,19 +105,16 @@ func (s *GormStore) ListConsents(ctx context.Context, username string) ([]Consen
 
 // DeleteConsent forgets one remembered consent, or answers ErrNotFound.
 func (s *GormStore) DeleteConsent(ctx context.Context, username, clientID string) error {
-	res := s.writer(ctx).Where("username = ? AND client_id = ?", username, clientID).Delete(&consentRow{})
-	if res.Error != nil {
-		return translate(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fosite.ErrNotFound
-	}
-	return nil
+	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
+		return matched(tx.Where("username = ? AND client_id = ?", username, clientID).Delete(&consentRow{}))
+	})
 }
 
 // DeleteConsents forgets every remembered consent of username.
 func (s *GormStore) DeleteConsents(ctx context.Context, username string) error {
-	return translate(s.writer(ctx).Where("username = ?", username).Delete(&consentRow{}).Error)
+	return s.write(ctx, false, func(tx *gorm.DB) error {
+		return translate(tx.Where("username = ?", username).Delete(&consentRow{}).Error)
+	})
 }
 
 // challengeExpiry is the session expiry key a challenge is stored under.
@@ -145,12 +147,7 @@ func (s *GormStore) GetAuthorizeChallenge(ctx context.Context, id string) (fosit
 // returns ErrNotFound when there was none, so that of two requests deciding
 // one challenge at once exactly one goes on.
 func (s *GormStore) DeleteAuthorizeChallenge(ctx context.Context, id string) error {
-	res := s.writer(ctx).Table(tableChallenge).Where("signature = ?", hashKey(id)).Delete(&requestRow{})
-	if res.Error != nil {
-		return translate(res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fosite.ErrNotFound
-	}
-	return nil
+	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
+		return matched(tx.Table(tableChallenge).Where("signature = ?", hashKey(id)).Delete(&requestRow{}))
+	})
 }

@@ -1,7 +1,3 @@
-// Package storage owns everything Latch keeps: one Store interface that
-// embeds every fosite storage interface plus Latch's own records (clients,
-// users, signing keys, the system secret), its GORM implementation for
-// SQLite and PostgreSQL, and the versioned migrations.
 package storage
 
 import (

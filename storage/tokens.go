@@ -17,7 +17,7 @@ func (s *GormStore) createRequest(ctx context.Context, table, signature string, 
 	}
 	row.AccessSignature = accessSignature
 	stmt := insertRequestSQL(table)
-	return s.blindWrite(ctx, true, func(tx *gorm.DB) error {
+	return s.write(ctx, true, func(tx *gorm.DB) error {
 		return translate(tx.Exec(stmt, row.Signature, row.RequestID, row.RequestedAt, row.ClientID, row.Subject,
 			row.RequestedScopes, row.GrantedScopes, row.RequestedAudience, row.GrantedAudience, row.Form,
 			row.SessionData, row.Extra, row.AccessSignature, row.Active, row.ExpiresAt, row.RotatedAt).Error)
@@ -81,7 +81,7 @@ func (s *GormStore) getRequest(ctx context.Context, table, signature string, ses
 }
 
 func (s *GormStore) deleteRequest(ctx context.Context, table, signature string) error {
-	return s.blindWrite(ctx, false, func(tx *gorm.DB) error {
+	return s.write(ctx, false, func(tx *gorm.DB) error {
 		return translate(tx.Exec(`DELETE FROM `+table+` WHERE signature = ?`, signature).Error)
 	})
 }
@@ -139,7 +139,7 @@ func (s *GormStore) RotateRefreshToken(ctx context.Context, requestID, signature
 	if s.grace > 0 {
 		return s.rotateWithGrace(ctx, requestID, signature)
 	}
-	return s.inTx(ctx, func(tx *gorm.DB) error {
+	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		res := tx.Table(tableRefresh).Where("signature = ? AND request_id = ? AND active = ?", signature, requestID, true).
 			Update("active", false)
 		if res.Error != nil {
@@ -154,7 +154,7 @@ func (s *GormStore) RotateRefreshToken(ctx context.Context, requestID, signature
 
 func (s *GormStore) rotateWithGrace(ctx context.Context, requestID, signature string) error {
 	now := s.now().UTC()
-	return s.inTx(ctx, func(tx *gorm.DB) error {
+	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		var row requestRow
 		err := tx.Table(tableRefresh).Select("active", "rotated_at", "access_signature").
 			Where("signature = ? AND request_id = ?", signature, requestID).Take(&row).Error
@@ -177,14 +177,14 @@ func (s *GormStore) rotateWithGrace(ctx context.Context, requestID, signature st
 // RevokeRefreshToken deactivates every refresh token of the grant, the
 // whole rotation chain (all its tokens share the request ID).
 func (s *GormStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
-	return s.blindWrite(ctx, false, func(tx *gorm.DB) error {
+	return s.write(ctx, false, func(tx *gorm.DB) error {
 		return translate(tx.Exec(`UPDATE `+tableRefresh+` SET active = ? WHERE request_id = ?`, false, requestID).Error)
 	})
 }
 
 // RevokeAccessToken deletes every access token of the grant.
 func (s *GormStore) RevokeAccessToken(ctx context.Context, requestID string) error {
-	return s.blindWrite(ctx, false, func(tx *gorm.DB) error {
+	return s.write(ctx, false, func(tx *gorm.DB) error {
 		return translate(tx.Table(tableAccess).Where("request_id = ?", requestID).Delete(&requestRow{}).Error)
 	})
 }
@@ -206,7 +206,7 @@ func (s *GormStore) RevokeSubjectTokens(ctx context.Context, subject string) (in
 // ended.
 func (s *GormStore) revokeWhere(ctx context.Context, cond string, arg string) (int64, error) {
 	grants := map[string]bool{}
-	err := s.inTx(ctx, func(tx *gorm.DB) error {
+	err := s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		for _, table := range []string{tableRefresh, tableCode, tableDevice, tableAccess} {
 			q := tx.Table(table).Where(cond, arg)
 			if table != tableAccess {
@@ -250,7 +250,7 @@ func (s *GormStore) GetAuthorizeCodeSession(ctx context.Context, signature strin
 // InvalidateAuthorizeCodeSession marks the code used and, in the same
 // transaction, deletes its PKCE session (see DeletePKCERequestSession).
 func (s *GormStore) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
-	return s.inTx(ctx, func(tx *gorm.DB) error {
+	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		res := tx.Table(tableCode).Where("signature = ?", signature).Update("active", false)
 		if res.Error != nil {
 			return translate(res.Error)
@@ -383,15 +383,20 @@ func (s *GormStore) DeleteExpiredInBatches(ctx context.Context, now time.Time, b
 			if err := ctx.Err(); err != nil {
 				return total, err
 			}
-			res := s.writer(ctx).Exec(stmt, now.UTC(), batch)
-			if res.Error != nil {
-				return total, fmt.Errorf("delete expired %s: %w", t.name, translate(res.Error))
+			var n int64
+			err := s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
+				res := tx.Exec(stmt, now.UTC(), batch)
+				n = res.RowsAffected
+				return translate(res.Error)
+			})
+			if err != nil {
+				return total, fmt.Errorf("delete expired %s: %w", t.name, err)
 			}
-			total += res.RowsAffected
-			if res.RowsAffected > 0 && deleted != nil {
-				deleted(t.name, res.RowsAffected)
+			total += n
+			if n > 0 && deleted != nil {
+				deleted(t.name, n)
 			}
-			if res.RowsAffected < int64(batch) {
+			if n < int64(batch) {
 				break
 			}
 		}

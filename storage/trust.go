@@ -37,10 +37,12 @@ func (s *GormStore) UpsertTrustedIssuer(ctx context.Context, ti TrustedIssuer) e
 	}
 	row := trustedIssuerRow{Issuer: ti.Issuer, Subject: subject, AllowAnySubject: ti.AllowAnySubject,
 		Scopes: strings.Join(ti.Scopes, " "), JWKS: string(ti.JWKS)}
-	return translate(s.writer(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "issuer"}, {Name: "subject"}},
-		DoUpdates: clause.AssignmentColumns([]string{"allow_any_subject", "scopes", "jwks"}),
-	}).Create(&row).Error)
+	return s.write(ctx, true, func(tx *gorm.DB) error {
+		return translate(tx.Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "issuer"}, {Name: "subject"}},
+			DoUpdates: clause.AssignmentColumns([]string{"allow_any_subject", "scopes", "jwks"}),
+		}).Create(&row).Error)
+	})
 }
 
 // trustedIssuer finds the row for issuer and subject: an exact subject
@@ -114,7 +116,7 @@ func (s *GormStore) ClientAssertionJWTValid(ctx context.Context, jti string) err
 
 func (s *GormStore) SetClientAssertionJWT(ctx context.Context, jti string, exp time.Time) error {
 	now := s.now().UTC()
-	return s.inTx(ctx, func(tx *gorm.DB) error {
+	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		if err := tx.Where("expires_at <= ?", now).Delete(&usedJTI{}).Error; err != nil {
 			return translate(err)
 		}

@@ -214,7 +214,7 @@ func TestClientMemo(t *testing.T) {
 	if _, err := st.GetClient(ctx, "c-g3"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.write.Exec("DELETE FROM clients WHERE id = ?", "c-g3").Error; err != nil {
+	if err := st.writePool.Exec("DELETE FROM clients WHERE id = ?", "c-g3").Error; err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.GetClient(ctx, "c-g3"); err != nil {
@@ -346,7 +346,7 @@ func TestClientCache(t *testing.T) {
 
 	// A change behind the store's back (another process) is seen within
 	// the TTL, and at once after ForgetClient.
-	if err := st.write.Exec("UPDATE clients SET secret_hash = ? WHERE id = ?", "sha256$other", "c-cc1").Error; err != nil {
+	if err := st.writePool.Exec("UPDATE clients SET secret_hash = ? WHERE id = ?", "sha256$other", "c-cc1").Error; err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := get(); got.SecretHash == "sha256$other" {
@@ -356,7 +356,7 @@ func TestClientCache(t *testing.T) {
 	if got, _ := get(); got.SecretHash != "sha256$other" {
 		t.Fatal("ForgetClient did not drop the entry")
 	}
-	if err := st.write.Exec("DELETE FROM clients WHERE id = ?", "c-cc1").Error; err != nil {
+	if err := st.writePool.Exec("DELETE FROM clients WHERE id = ?", "c-cc1").Error; err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(clientCacheTTL + time.Second)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ory/fosite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
@@ -55,7 +54,7 @@ func (s *GormStore) UpsertUser(ctx context.Context, u *User) error {
 	if err != nil {
 		return err
 	}
-	return s.inTx(ctx, func(tx *gorm.DB) error {
+	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		err := tx.Clauses(clause.OnConflict{
 			Columns:   []clause.Column{{Name: "username"}},
 			DoUpdates: clause.AssignmentColumns([]string{"password_hash", "email", "email_verified", "name", "groups_json", "claims_json", "updated_at"}),
@@ -79,7 +78,7 @@ func (s *GormStore) CreateUser(ctx context.Context, u *User) error {
 	if err != nil {
 		return err
 	}
-	return translate(s.writer(ctx).Create(row).Error)
+	return s.write(ctx, true, func(tx *gorm.DB) error { return translate(tx.Create(row).Error) })
 }
 
 func (s *GormStore) GetUser(ctx context.Context, username string) (*User, error) {
@@ -135,18 +134,10 @@ func (s *GormStore) ListUsersPage(ctx context.Context, after string, limit int) 
 // grant of theirs; their login sessions and consents go by ON DELETE
 // CASCADE.
 func (s *GormStore) DeleteUser(ctx context.Context, username string) error {
-	return s.inTx(ctx, func(tx *gorm.DB) error {
-		txCtx := context.WithValue(ctx, txKey{}, tx)
+	return s.tx(ctx, func(txCtx context.Context, tx *gorm.DB) error {
 		if _, err := s.RevokeSubjectTokens(txCtx, username); err != nil {
 			return err
 		}
-		res := tx.Where("username = ?", username).Delete(&userRow{})
-		if res.Error != nil {
-			return translate(res.Error)
-		}
-		if res.RowsAffected == 0 {
-			return fosite.ErrNotFound
-		}
-		return nil
+		return matched(tx.Where("username = ?", username).Delete(&userRow{}))
 	})
 }

@@ -1,0 +1,58 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/ory/fosite"
+
+	"github.com/latchauth/latch/clients"
+)
+
+// Optional capabilities. Store is what every store must do; a caller that
+// can use more type-asserts for one of these and does without when the
+// store lacks it (a wrapper in a test, a store of another kind). Naming
+// them here, with the compile-time checks below, keeps a renamed method
+// from silently turning a capability off.
+
+// UnitOfWork makes a request's blind writes one atomic, durable write:
+// see GormStore.Unit. The revocation endpoint uses it.
+type UnitOfWork interface {
+	Unit(ctx context.Context) (context.Context, func(err error) error)
+}
+
+// ClientForgetter drops a client from the store's cache, so the next read
+// comes from the database: client authentication (secret or
+// private_key_jwt) checks a refusal once more against it, since the cached
+// client may be older than a credential just rotated elsewhere.
+type ClientForgetter interface {
+	ForgetClient(ctx context.Context, id string)
+}
+
+// Backuper writes a consistent copy of the database to a new file while it
+// is in use (`latch backup`).
+type Backuper interface {
+	Backup(ctx context.Context, path string) error
+}
+
+// PoolStats exposes the write pool, for its statistics (the metrics
+// endpoint).
+type PoolStats interface {
+	SQLDB() *sql.DB
+}
+
+// RateLimited is a client that carries a token request rate limit: the
+// clients GetClient returns (*clients.Client) are.
+type RateLimited interface {
+	fosite.Client
+	// GetRateLimit is token requests per second; 0 means unlimited.
+	GetRateLimit() float64
+}
+
+var (
+	_ UnitOfWork      = (*GormStore)(nil)
+	_ ClientForgetter = (*GormStore)(nil)
+	_ Backuper        = (*GormStore)(nil)
+	_ PoolStats       = (*GormStore)(nil)
+	_ RateLimited     = (*clients.Client)(nil)
+)
