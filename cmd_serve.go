@@ -67,6 +67,12 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 		return fmt.Errorf("tokens.refresh_token_rotation: false is not supported yet; refresh tokens always rotate")
 	}
 	log := newLogger(f, c.stderr)
+	if f.Secrets.System == "" && !o.dev {
+		// Dev mode's in-memory database holds nothing worth a warning.
+		log.Warn("secrets.system is not set: the signing keys and the system secret are stored unencrypted, " +
+			"protected only by who can read the database (its file permissions with SQLite); " +
+			"set secrets.system or LATCH_SECRETS_SYSTEM (at least 32 random bytes) to encrypt them")
+	}
 
 	ln, err := net.Listen("tcp", f.Listen)
 	if err != nil {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/latchauth/latch/clients"
 	"github.com/latchauth/latch/config"
+	"github.com/latchauth/latch/secrets"
 	"github.com/latchauth/latch/storage"
 	"github.com/latchauth/latch/users"
 )
@@ -80,22 +82,62 @@ func boot(ctx context.Context, f config.File, o BootOptions, st *storage.GormSto
 	return &Instance{Server: srv, Store: st, Clients: mgr}, nil
 }
 
-// OpenStore opens and migrates the database of f.
+// OpenStore opens and migrates the database of f, and encrypts under
+// secrets.system what is still stored in clear (storage.SealAtRest): the
+// first start with a secret upgrades an older database, and a wrong or
+// missing secret fails here, before anything is served.
 func OpenStore(ctx context.Context, f config.File, log *slog.Logger) (*storage.GormStore, error) {
-	st, err := storage.Open(ctx, storage.Options{
+	st, cipher, err := openMigrated(ctx, f, log)
+	if err != nil {
+		return nil, err
+	}
+	n, err := st.SealAtRest(ctx, nil)
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	if n > 0 && log != nil {
+		log.Info("encrypted stored secrets under secrets.system", "count", n, "key_id", cipher.KeyID())
+	}
+	return st, nil
+}
+
+// RotateSecret re-encrypts, in one transaction, everything encrypted at
+// rest under the previous system secret old to the secrets.system of f
+// (`latch secrets rotate`), and reports how many values it rewrote.
+func RotateSecret(ctx context.Context, f config.File, log *slog.Logger, old *secrets.Cipher) (int, error) {
+	st, _, err := openMigrated(ctx, f, log)
+	if err != nil {
+		return 0, err
+	}
+	n, err := st.SealAtRest(ctx, old)
+	return n, errors.Join(err, st.Close())
+}
+
+// openMigrated opens and migrates the database of f, with the cipher of
+// its secrets.system (nil when there is none).
+func openMigrated(ctx context.Context, f config.File, log *slog.Logger) (*storage.GormStore, *secrets.Cipher, error) {
+	o := storage.Options{
 		Driver:                  f.Database.Driver,
 		DSN:                     f.Database.DSN,
 		Logger:                  log,
 		RefreshTokenGracePeriod: f.Tokens.RefreshTokenGracePeriod.Duration,
-	})
+	}
+	if f.Secrets.System != "" {
+		var err error
+		if o.Cipher, err = secrets.NewCipher([]byte(f.Secrets.System)); err != nil {
+			return nil, nil, fmt.Errorf("secrets.system: %w", err)
+		}
+	}
+	st, err := storage.Open(ctx, o)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := st.Migrate(ctx); err != nil {
 		_ = st.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return st, nil
+	return st, o.Cipher, nil
 }
 
 // Seed upserts the clients, users and trusted issuers declared in f, by id,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 )
 
@@ -21,13 +20,13 @@ func (s *GormStore) Backup(ctx context.Context, path string) error {
 	if s.readPool == s.writePool {
 		return errors.New("storage: an in-memory database has nothing to back up")
 	}
-	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
-		if err == nil {
-			return fmt.Errorf("storage: backup: %s already exists", path)
-		}
+	// Created here, owner-only, not by SQLite: a backup holds all the
+	// database does.
+	if err := createPrivate(path); err != nil {
 		return fmt.Errorf("storage: backup: %w", err)
 	}
 	if err := s.readPool.WithContext(ctx).Exec("VACUUM INTO ?", path).Error; err != nil {
+		_ = os.Remove(path)
 		return fmt.Errorf("storage: backup to %s: %w", path, translate(err))
 	}
 	return nil

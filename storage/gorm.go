@@ -17,6 +17,8 @@ import (
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"github.com/latchauth/latch/secrets"
 )
 
 // GormStore is the Store on SQLite or PostgreSQL.
@@ -37,6 +39,9 @@ type GormStore struct {
 	now        func() time.Time
 	log        *slog.Logger
 	grace      time.Duration
+	// cipher seals the secret columns (sealed.go); nil stores them as
+	// they are.
+	cipher *secrets.Cipher
 	// wal groups the fsyncs of a SQLite file's commits (durable.go); nil
 	// for PostgreSQL and in-memory SQLite.
 	wal *walSyncer
@@ -55,7 +60,7 @@ var _ Store = (*GormStore)(nil)
 
 // Open connects to the database of o. It does not migrate: call Migrate.
 func Open(ctx context.Context, o Options) (*GormStore, error) {
-	s := &GormStore{dialect: o.Driver, newSession: o.NewSession, now: time.Now, log: o.Logger, grace: o.RefreshTokenGracePeriod}
+	s := &GormStore{dialect: o.Driver, newSession: o.NewSession, now: time.Now, log: o.Logger, grace: o.RefreshTokenGracePeriod, cipher: o.Cipher}
 	if s.newSession == nil {
 		s.newSession = func() fosite.Session { return openid.NewDefaultSession() }
 	}
@@ -120,6 +125,9 @@ func (s *GormStore) openSQLite(dsn string, cfg *gorm.Config) error {
 	// Each pool gets a Config of its own: gorm.Open keeps the pointer it
 	// is given and stores the dialector and the callbacks in it, so a
 	// shared one would give the write pool the read pool's callbacks.
+	if err := makePrivate(dsn, s.log); err != nil {
+		return err
+	}
 	writeCfg, readCfg := *cfg, *cfg
 	// Reads are one of a fixed set of queries: the read pool prepares each
 	// once per connection instead of on every call. Never the write pool:

@@ -27,7 +27,11 @@ func (s *GormStore) CreateSigningKey(ctx context.Context, k *SigningKey) error {
 	if k.CreatedAt.IsZero() {
 		k.CreatedAt = s.now().UTC().Truncate(time.Microsecond)
 	}
-	row := signingKeyRow{KID: k.KID, Algorithm: k.Algorithm, PrivateJWK: string(k.PrivateJWK), CreatedAt: k.CreatedAt.UTC(),
+	private, err := s.seal(signingKeys, k.KID, k.PrivateJWK)
+	if err != nil {
+		return err
+	}
+	row := signingKeyRow{KID: k.KID, Algorithm: k.Algorithm, PrivateJWK: private, CreatedAt: k.CreatedAt.UTC(),
 		RetiredAt: utcPtr(k.RetiredAt), ExpiresAt: utcPtr(k.ExpiresAt)}
 	return s.write(ctx, true, func(tx *gorm.DB) error { return translate(tx.Create(&row).Error) })
 }
@@ -40,7 +44,11 @@ func (s *GormStore) ListSigningKeys(ctx context.Context, now time.Time) ([]*Sign
 	}
 	out := make([]*SigningKey, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, &SigningKey{KID: r.KID, Algorithm: r.Algorithm, PrivateJWK: []byte(r.PrivateJWK),
+		private, err := s.unseal(signingKeys, r.KID, r.PrivateJWK)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, &SigningKey{KID: r.KID, Algorithm: r.Algorithm, PrivateJWK: private,
 			CreatedAt: r.CreatedAt, RetiredAt: r.RetiredAt, ExpiresAt: r.ExpiresAt})
 	}
 	return out, nil
@@ -61,20 +69,29 @@ type settingRow struct {
 func (settingRow) TableName() string { return "settings" }
 
 // SystemSecret inserts candidate unless a secret is stored, then reads back
-// whichever won: instances starting together agree on one secret.
+// whichever won: instances starting together agree on one secret. It is
+// sealed like the signing keys when a cipher is configured.
 func (s *GormStore) SystemSecret(ctx context.Context, candidate []byte) ([]byte, error) {
-	row := settingRow{Name: "system_secret", Value: base64.RawStdEncoding.EncodeToString(candidate)}
+	value, err := s.seal(systemSecret, systemSecretName, []byte(base64.RawStdEncoding.EncodeToString(candidate)))
+	if err != nil {
+		return nil, err
+	}
+	row := settingRow{Name: systemSecretName, Value: value}
 	var stored settingRow
-	err := s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
+	err = s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&row).Error; err != nil {
 			return translate(err)
 		}
-		return translate(tx.Where("name = ?", "system_secret").Take(&stored).Error)
+		return translate(tx.Where("name = ?", systemSecretName).Take(&stored).Error)
 	})
 	if err != nil {
 		return nil, err
 	}
-	secret, err := base64.RawStdEncoding.DecodeString(stored.Value)
+	encoded, err := s.unseal(systemSecret, systemSecretName, stored.Value)
+	if err != nil {
+		return nil, err
+	}
+	secret, err := base64.RawStdEncoding.DecodeString(string(encoded))
 	if err != nil {
 		return nil, fmt.Errorf("%w: decode system secret: %v", ErrUnavailable, err)
 	}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
+
+	"github.com/latchauth/latch/secrets"
 )
 
 // Options says which database to open.
@@ -22,4 +24,7 @@ type Options struct {
 	// RefreshTokenGracePeriod (>0) keeps a rotated refresh token working
 	// this long, so that concurrent refreshes with one token all succeed.
 	RefreshTokenGracePeriod time.Duration
+	// Cipher, when set, encrypts the values of sealed.go at rest (the
+	// signing keys, the system secret) under secrets.system.
+	Cipher *secrets.Cipher
 }
