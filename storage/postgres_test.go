@@ -33,20 +33,26 @@ func TestPostgres(t *testing.T) {
 	require.NoError(t, admin.PingContext(context.Background()), "connect to LATCH_TEST_POSTGRES_DSN")
 
 	newStore := func(t *testing.T, grace time.Duration) storage.Store {
-		schema := "latch_" + randomHex(t, 8)
-		ctx := context.Background()
-		_, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema)
-		require.NoError(t, err, "CREATE SCHEMA")
-		// Registered before the store's Close, so it runs after it.
-		t.Cleanup(func() {
-			if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-				t.Errorf("DROP SCHEMA %s: %v", schema, err)
-			}
-		})
-		return openMigrated(t, storage.Options{Driver: "postgres", DSN: withSearchPath(t, dsn, schema), RefreshTokenGracePeriod: grace})
+		return openMigrated(t, storage.Options{Driver: "postgres", DSN: newSchema(t, admin, dsn), RefreshTokenGracePeriod: grace})
 	}
 	conformance.Run(t, func(t *testing.T) storage.Store { return newStore(t, 0) })
 	conformance.RunRefreshGrace(t, newStore)
+}
+
+// newSchema creates a schema of its own for t, dropped when t ends, and
+// returns dsn with it as the search path.
+func newSchema(t *testing.T, admin *sql.DB, dsn string) string {
+	schema := "latch_" + randomHex(t, 8)
+	ctx := context.Background()
+	_, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema)
+	require.NoError(t, err, "CREATE SCHEMA")
+	// Registered before the store's Close, so it runs after it.
+	t.Cleanup(func() {
+		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("DROP SCHEMA %s: %v", schema, err)
+		}
+	})
+	return withSearchPath(t, dsn, schema)
 }
 
 // withSearchPath adds search_path to a keyword/value or a URL DSN.

@@ -77,7 +77,7 @@ func (s *GormStore) unseal(c sealedColumn, id, stored string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s %s is encrypted under a system secret with key id %s, but the configured secrets.system has key id %s: "+
 			"configure the secret it was encrypted under, or re-encrypt with `latch secrets rotate --old`", ErrSealed, c.what, id, keyID, s.cipher.KeyID())
 	case err != nil:
-		return nil, fmt.Errorf("%w: %s %s: %v", ErrSealed, c.what, id, err)
+		return nil, fmt.Errorf("%w: %s %s: %w", ErrSealed, c.what, id, err)
 	}
 	return plain, nil
 }
@@ -108,11 +108,11 @@ func (s *GormStore) SealAtRest(ctx context.Context, old *secrets.Cipher) (int, e
 	var n int
 	err = s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		n = 0
-		// Read again under the write lock (SQLite's one writer, row locks
-		// on PostgreSQL): instances starting together seal each row once.
-		locked := tx.Clauses(clause.Locking{Strength: "UPDATE"})
 		for _, c := range sealedColumns {
-			rows, err := readSealed(locked, c)
+			// Read again under the write lock (SQLite's one writer, row
+			// locks on PostgreSQL): instances starting together seal each
+			// row once.
+			rows, err := readSealed(tx.Clauses(clause.Locking{Strength: "UPDATE"}), c)
 			if err != nil {
 				return err
 			}
@@ -177,7 +177,7 @@ func (s *GormStore) reopen(c sealedColumn, r sealedRow, old *secrets.Cipher) (pl
 	case old != nil && keyID == old.KeyID():
 		plain, err := old.Open(r.Value, sealAD(c.table, r.ID))
 		if err != nil {
-			return nil, false, fmt.Errorf("%w: %s %s with the old secret: %v", ErrSealed, c.what, r.ID, err)
+			return nil, false, fmt.Errorf("%w: %s %s with the old secret: %w", ErrSealed, c.what, r.ID, err)
 		}
 		return plain, true, nil
 	default:
