@@ -51,6 +51,13 @@ var listeningLine = regexp.MustCompile(`latch listening on (\S+)`)
 // its issuer URL and output.
 func startServe(t *testing.T, env map[string]string, args ...string) (string, *syncBuffer) {
 	t.Helper()
+	issuer, out, _ := startServeLogs(t, env, args...)
+	return issuer, out
+}
+
+// startServeLogs is startServe that also returns what serve logged.
+func startServeLogs(t *testing.T, env map[string]string, args ...string) (issuer string, stdout, stderr *syncBuffer) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out, errOut := &syncBuffer{}, &syncBuffer{}
 	done := make(chan error, 1)
@@ -69,7 +76,7 @@ func startServe(t *testing.T, env map[string]string, args ...string) (string, *s
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := listeningLine.FindStringSubmatch(out.String()); m != nil {
-			return m[1], out
+			return m[1], out, errOut
 		}
 		select {
 		case err := <-done:
@@ -78,7 +85,7 @@ func startServe(t *testing.T, env map[string]string, args ...string) (string, *s
 		}
 	}
 	t.Fatalf("serve printed no URL; stdout:\n%s\nstderr:\n%s", out, errOut)
-	return "", nil
+	return "", nil, nil
 }
 
 func postForm(t *testing.T, endpoint, user, pass string, form url.Values) (int, string) {
