@@ -88,7 +88,8 @@ func (c *cli) keysList() *cobra.Command {
 }
 
 func (c *cli) keysRotate() *cobra.Command {
-	return &cobra.Command{
+	var unpublish bool
+	cmd := &cobra.Command{
 		Use:   "rotate",
 		Short: "Make a new signing key current; the old ones stay published until the tokens they signed expire",
 		Args:  cobra.NoArgs,
@@ -99,6 +100,9 @@ func (c *cli) keysRotate() *cobra.Command {
 					return err
 				}
 				publishFor := max(f.Tokens.IDTokenLifespan.Duration, f.Tokens.AccessTokenLifespan.Duration) + keyCacheTTL
+				if unpublish {
+					publishFor = 0
+				}
 				if err := m.Rotate(cmd.Context(), publishFor); err != nil {
 					return err
 				}
@@ -112,11 +116,20 @@ func (c *cli) keysRotate() *cobra.Command {
 						break
 					}
 				}
-				fmt.Fprintf(c.stdout, "the previous keys stay published for %s, until the tokens they signed have expired\n", publishFor)
+				if unpublish {
+					fmt.Fprintf(c.stdout, "the previous keys are no longer published: every token they signed fails verification within %s\n", keyCacheTTL)
+				} else {
+					fmt.Fprintf(c.stdout, "the previous keys stay published for %s, until the tokens they signed have expired\n", publishFor)
+				}
 				return nil
 			})
 		},
 	}
+	// For a key that may have leaked (a copy of a database without
+	// secrets.system): its holder can sign tokens for as long as it is
+	// published.
+	cmd.Flags().BoolVar(&unpublish, "unpublish", false, "stop publishing the previous keys at once (they may have leaked); the tokens they signed stop verifying")
+	return cmd
 }
 
 func stampPtr(t *time.Time) string {

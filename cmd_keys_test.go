@@ -138,3 +138,22 @@ func TestKeysWithoutServer(t *testing.T) {
 		t.Fatal("keys list accepted --output yaml")
 	}
 }
+
+// TestKeysRotateUnpublishDropsLeakedKeyAtOnce: a key that may have leaked
+// leaves the JWKS with the rotation, not when its tokens would expire.
+func TestKeysRotateUnpublishDropsLeakedKeyAtOnce(t *testing.T) {
+	env := cliDB(t)
+	mustLatch(t, env, "", "keys", "rotate")
+	leaked := onlyKID(t, env)
+	out := mustLatch(t, env, "", "keys", "rotate", "--unpublish")
+	if !strings.Contains(out, "no longer published") {
+		t.Fatalf("keys rotate --unpublish printed:\n%s", out)
+	}
+	if kid := onlyKID(t, env); kid == leaked {
+		t.Fatal("the leaked key is still the one listed")
+	}
+	issuer, _ := startServe(t, env, "--listen", "127.0.0.1:0")
+	if kids := publishedKIDs(t, issuer); len(kids) != 1 || kids[0] == leaked {
+		t.Fatalf("the JWKS publishes %v after --unpublish (leaked key %s)", kids, leaked)
+	}
+}
