@@ -22,7 +22,16 @@ import (
 // configured secret (none configured, another one, or the value was
 // altered). Nothing may replace it silently: a new signing key would
 // quietly invalidate every token the old one signed.
-var ErrSealed = errors.New("storage: cannot decrypt a value encrypted at rest")
+//
+// It is also ErrUnavailable, so a request that meets it at run time (an
+// instance left running with the old secret after a rotation) is answered
+// 503, like any store the server cannot use, not as a client error.
+var ErrSealed error = sealedError{}
+
+type sealedError struct{}
+
+func (sealedError) Error() string        { return "storage: cannot decrypt a value encrypted at rest" }
+func (sealedError) Is(target error) bool { return target == ErrUnavailable }
 
 // sealedColumn is one column whose values are sealed, keyed by id.
 type sealedColumn struct {

@@ -192,6 +192,7 @@ func TestWrongOrMissingSecretRefusedNotReplaced(t *testing.T) {
 			require.ErrorContains(t, err, b.KeyID())
 			_, err = wrong.ListSigningKeys(ctx, time.Now())
 			require.ErrorIs(t, err, storage.ErrSealed, "a read with the wrong secret fails; it never yields an empty list")
+			require.ErrorIs(t, err, storage.ErrUnavailable, "requests meeting it are answered 503")
 			require.NoError(t, wrong.Close())
 
 			none := db.open(t, nil)
