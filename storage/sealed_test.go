@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -276,6 +277,51 @@ func TestRotateReencryptsEverythingInOneTransaction(t *testing.T) {
 
 			_, err = db.open(t, a).SealAtRest(ctx, nil)
 			require.True(t, errors.Is(err, storage.ErrSealed), "the old secret no longer opens anything: %v", err)
+		})
+	}
+}
+
+// TestConcurrentStartsSealEachValueOnce: instances starting together on a
+// plaintext database all succeed, and each value is sealed by exactly one
+// of them (a value sealed twice would still open, but the count proves the
+// re-read under the write lock).
+func TestConcurrentStartsSealEachValueOnce(t *testing.T) {
+	for name, newDB := range databases(t) {
+		t.Run(name, func(t *testing.T) {
+			db, ctx := newDB(t), context.Background()
+			plain := db.open(t, nil)
+			k, d := ecSigningKey(t, "k1")
+			require.NoError(t, plain.CreateSigningKey(ctx, k))
+			_, err := plain.SystemSecret(ctx, systemSecretValue)
+			require.NoError(t, err)
+			require.NoError(t, plain.Close())
+
+			const instances = 4
+			stores := make([]*storage.GormStore, instances)
+			for i := range stores {
+				stores[i] = db.open(t, newCipher(t, secretA))
+			}
+			start := make(chan struct{})
+			counts, errs := make([]int, instances), make([]error, instances)
+			var wg sync.WaitGroup
+			for i, s := range stores {
+				wg.Go(func() {
+					<-start
+					counts[i], errs[i] = s.SealAtRest(ctx, nil)
+				})
+			}
+			close(start)
+			wg.Wait()
+			total := 0
+			for i := range stores {
+				require.NoErrorf(t, errs[i], "instance %d", i)
+				total += counts[i]
+			}
+			require.Equal(t, 2, total, "each of the two values sealed once")
+			require.NotContains(t, db.privateJWK(t, "k1"), d)
+			list, err := stores[0].ListSigningKeys(ctx, time.Now())
+			require.NoError(t, err)
+			require.JSONEq(t, string(k.PrivateJWK), string(list[0].PrivateJWK))
 		})
 	}
 }
