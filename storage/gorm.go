@@ -122,12 +122,12 @@ func (s *GormStore) openSQLite(dsn string, cfg *gorm.Config) error {
 		s.writePool, s.readPool = db, db
 		return nil
 	}
-	// Each pool gets a Config of its own: gorm.Open keeps the pointer it
-	// is given and stores the dialector and the callbacks in it, so a
-	// shared one would give the write pool the read pool's callbacks.
 	if err := makePrivate(dsn, s.log); err != nil {
 		return err
 	}
+	// Each pool gets a Config of its own: gorm.Open keeps the pointer it
+	// is given and stores the dialector and the callbacks in it, so a
+	// shared one would give the write pool the read pool's callbacks.
 	writeCfg, readCfg := *cfg, *cfg
 	// Reads are one of a fixed set of queries: the read pool prepares each
 	// once per connection instead of on every call. Never the write pool:
