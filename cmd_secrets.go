@@ -65,11 +65,14 @@ stay valid, since the signing keys do not change.`,
 			if err != nil {
 				return fmt.Errorf("--old: %w", err)
 			}
+			to, err := secrets.NewCipher([]byte(f.Secrets.System))
+			if err != nil {
+				return fmt.Errorf("secrets.system: %w", err)
+			}
 			n, err := server.RotateSecret(cmd.Context(), f, newLogger(f, c.stderr), from)
 			if err != nil {
 				return err
 			}
-			to, _ := secrets.NewCipher([]byte(f.Secrets.System))
 			fmt.Fprintf(c.stdout, "re-encrypted %d values: everything encrypted at rest is now under the secret with key id %s (the old one had %s)\n", n, to.KeyID(), from.KeyID())
 			fmt.Fprintln(c.stdout, "start every server with the new secret; opaque tokens and login sessions of the old secret have ended")
 			return nil
