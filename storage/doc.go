@@ -1,6 +1,7 @@
 // Package storage owns everything Latch keeps: one Store interface that
 // embeds every fosite storage interface plus Latch's own records (clients,
-// users, signing keys, the system secret), its GORM implementation for
+// users, signing keys, the system secret; the secret ones encrypted at
+// rest under secrets.system, sealed.go), its GORM implementation for
 // SQLite and PostgreSQL, and the versioned migrations. The optional
 // capabilities a caller may type-assert a Store for are named in
 // capabilities.go.

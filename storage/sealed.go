@@ -116,7 +116,6 @@ func (s *GormStore) SealAtRest(ctx context.Context, old *secrets.Cipher) (int, e
 	}
 	var n int
 	err = s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
-		n = 0
 		for _, c := range sealedColumns {
 			// Read again under the write lock (SQLite's one writer, row
 			// locks on PostgreSQL): instances starting together seal each
