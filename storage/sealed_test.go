@@ -88,6 +88,21 @@ func (db database) storedSystemSecret(t *testing.T) string {
 	return db.column(t, "SELECT value FROM settings WHERE name = 'system_secret'")
 }
 
+// plaintext makes db what a Latch run without secrets.system left: signing
+// key k1 and the system secret in clear. It returns the key and its
+// private scalar.
+func (db database) plaintext(t *testing.T) (*storage.SigningKey, string) {
+	t.Helper()
+	ctx := context.Background()
+	s := db.open(t, nil)
+	k, d := ecSigningKey(t, "k1")
+	require.NoError(t, s.CreateSigningKey(ctx, k))
+	_, err := s.SystemSecret(ctx, systemSecretValue)
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	return k, d
+}
+
 func newCipher(t *testing.T, secret string) *secrets.Cipher {
 	t.Helper()
 	c, err := secrets.NewCipher([]byte(secret))
@@ -146,12 +161,7 @@ func TestPlaintextDatabaseEncryptedOnFirstStartWithSecret(t *testing.T) {
 	for name, newDB := range databases(t) {
 		t.Run(name, func(t *testing.T) {
 			db, ctx := newDB(t), context.Background()
-			old := db.open(t, nil)
-			k, d := ecSigningKey(t, "k1")
-			require.NoError(t, old.CreateSigningKey(ctx, k))
-			_, err := old.SystemSecret(ctx, systemSecretValue)
-			require.NoError(t, err)
-			require.NoError(t, old.Close())
+			k, d := db.plaintext(t)
 			require.Contains(t, db.privateJWK(t, "k1"), d, "without a secret the key is stored as it is")
 
 			s := db.open(t, newCipher(t, secretA))
@@ -289,12 +299,7 @@ func TestConcurrentStartsSealEachValueOnce(t *testing.T) {
 	for name, newDB := range databases(t) {
 		t.Run(name, func(t *testing.T) {
 			db, ctx := newDB(t), context.Background()
-			plain := db.open(t, nil)
-			k, d := ecSigningKey(t, "k1")
-			require.NoError(t, plain.CreateSigningKey(ctx, k))
-			_, err := plain.SystemSecret(ctx, systemSecretValue)
-			require.NoError(t, err)
-			require.NoError(t, plain.Close())
+			k, d := db.plaintext(t)
 
 			const instances = 4
 			stores := make([]*storage.GormStore, instances)
