@@ -103,6 +103,21 @@ func (db database) plaintext(t *testing.T) (*storage.SigningKey, string) {
 	return k, d
 }
 
+// requireReadsBack checks that s reads k, its only key, and the system
+// secret back as they were written.
+func requireReadsBack(t *testing.T, s *storage.GormStore, k *storage.SigningKey) {
+	t.Helper()
+	ctx := context.Background()
+	list, err := s.ListSigningKeys(ctx, time.Now())
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Equal(t, k.KID, list[0].KID)
+	require.JSONEq(t, string(k.PrivateJWK), string(list[0].PrivateJWK), "the key reads back as it was written")
+	got, err := s.SystemSecret(ctx, []byte("another-candidate-another-candidate"))
+	require.NoError(t, err)
+	require.Equal(t, systemSecretValue, got, "the system secret reads back as it was written")
+}
+
 func newCipher(t *testing.T, secret string) *secrets.Cipher {
 	t.Helper()
 	c, err := secrets.NewCipher([]byte(secret))
@@ -146,13 +161,7 @@ func TestStolenDatabaseHoldsNoPrivateKeyWithSystemSecret(t *testing.T) {
 			require.True(t, strings.HasPrefix(stolen, "enc:v1:"), "stored %q", stolen)
 			require.NotContains(t, db.storedSystemSecret(t), base64.RawStdEncoding.EncodeToString(systemSecretValue))
 
-			list, err := s.ListSigningKeys(ctx, time.Now())
-			require.NoError(t, err)
-			require.Len(t, list, 1)
-			require.JSONEq(t, string(k.PrivateJWK), string(list[0].PrivateJWK), "the key reads back as it was written")
-			got, err := s.SystemSecret(ctx, []byte("another-candidate-another-candidate"))
-			require.NoError(t, err)
-			require.Equal(t, systemSecretValue, got)
+			requireReadsBack(t, s, k)
 		})
 	}
 }
@@ -170,12 +179,7 @@ func TestPlaintextDatabaseEncryptedOnFirstStartWithSecret(t *testing.T) {
 			require.Equal(t, 2, n, "the key and the system secret are encrypted")
 			require.NotContains(t, db.privateJWK(t, "k1"), d)
 			require.True(t, strings.HasPrefix(db.storedSystemSecret(t), "enc:v1:"))
-			list, err := s.ListSigningKeys(ctx, time.Now())
-			require.NoError(t, err)
-			require.JSONEq(t, string(k.PrivateJWK), string(list[0].PrivateJWK))
-			got, err := s.SystemSecret(ctx, []byte("another-candidate-another-candidate"))
-			require.NoError(t, err)
-			require.Equal(t, systemSecretValue, got)
+			requireReadsBack(t, s, k)
 
 			n, err = s.SealAtRest(ctx, nil)
 			require.NoError(t, err)
@@ -274,12 +278,7 @@ func TestRotateReencryptsEverythingInOneTransaction(t *testing.T) {
 			n, err = after.SealAtRest(ctx, nil)
 			require.NoError(t, err)
 			require.Zero(t, n)
-			list, err := after.ListSigningKeys(ctx, time.Now())
-			require.NoError(t, err)
-			require.JSONEq(t, string(k2.PrivateJWK), string(list[0].PrivateJWK))
-			got, err := after.SystemSecret(ctx, []byte("another-candidate-another-candidate"))
-			require.NoError(t, err)
-			require.Equal(t, systemSecretValue, got)
+			requireReadsBack(t, after, k2)
 			n, err = after.SealAtRest(ctx, a)
 			require.NoError(t, err)
 			require.Zero(t, n, "rotating again is harmless")
@@ -324,9 +323,7 @@ func TestConcurrentStartsSealEachValueOnce(t *testing.T) {
 			}
 			require.Equal(t, 2, total, "each of the two values sealed once")
 			require.NotContains(t, db.privateJWK(t, "k1"), d)
-			list, err := stores[0].ListSigningKeys(ctx, time.Now())
-			require.NoError(t, err)
-			require.JSONEq(t, string(k.PrivateJWK), string(list[0].PrivateJWK))
+			requireReadsBack(t, stores[0], k)
 		})
 	}
 }
