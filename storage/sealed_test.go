@@ -48,6 +48,13 @@ func databases(t *testing.T) map[string]func(t *testing.T) database {
 	return out
 }
 
+// forEachDatabase runs test as a subtest on each of databases.
+func forEachDatabase(t *testing.T, test func(t *testing.T, db database)) {
+	for name, newDB := range databases(t) {
+		t.Run(name, func(t *testing.T) { test(t, newDB(t)) })
+	}
+}
+
 func rawDB(t *testing.T, driver, dsn string) *sql.DB {
 	db, err := sql.Open(driver, dsn)
 	require.NoError(t, err)
@@ -146,148 +153,138 @@ const (
 var systemSecretValue = []byte("stored-system-secret-32-bytes-xx")
 
 func TestStolenDatabaseHoldsNoPrivateKeyWithSystemSecret(t *testing.T) {
-	for name, newDB := range databases(t) {
-		t.Run(name, func(t *testing.T) {
-			db, ctx := newDB(t), context.Background()
-			s := db.open(t, newCipher(t, secretA))
-			k, d := ecSigningKey(t, "k1")
-			require.NoError(t, s.CreateSigningKey(ctx, k))
-			_, err := s.SystemSecret(ctx, systemSecretValue)
-			require.NoError(t, err)
+	forEachDatabase(t, func(t *testing.T, db database) {
+		ctx := context.Background()
+		s := db.open(t, newCipher(t, secretA))
+		k, d := ecSigningKey(t, "k1")
+		require.NoError(t, s.CreateSigningKey(ctx, k))
+		_, err := s.SystemSecret(ctx, systemSecretValue)
+		require.NoError(t, err)
 
-			stolen := db.privateJWK(t, "k1")
-			require.NotContains(t, stolen, d, "the private scalar lies in the database")
-			require.NotContains(t, stolen, `"d"`)
-			require.True(t, strings.HasPrefix(stolen, "enc:v1:"), "stored %q", stolen)
-			require.NotContains(t, db.storedSystemSecret(t), base64.RawStdEncoding.EncodeToString(systemSecretValue))
+		stolen := db.privateJWK(t, "k1")
+		require.NotContains(t, stolen, d, "the private scalar lies in the database")
+		require.NotContains(t, stolen, `"d"`)
+		require.True(t, strings.HasPrefix(stolen, "enc:v1:"), "stored %q", stolen)
+		require.NotContains(t, db.storedSystemSecret(t), base64.RawStdEncoding.EncodeToString(systemSecretValue))
 
-			requireReadsBack(t, s, k)
-		})
-	}
+		requireReadsBack(t, s, k)
+	})
 }
 
 func TestPlaintextDatabaseEncryptedOnFirstStartWithSecret(t *testing.T) {
-	for name, newDB := range databases(t) {
-		t.Run(name, func(t *testing.T) {
-			db, ctx := newDB(t), context.Background()
-			k, d := db.plaintext(t)
-			require.Contains(t, db.privateJWK(t, "k1"), d, "without a secret the key is stored as it is")
+	forEachDatabase(t, func(t *testing.T, db database) {
+		ctx := context.Background()
+		k, d := db.plaintext(t)
+		require.Contains(t, db.privateJWK(t, "k1"), d, "without a secret the key is stored as it is")
 
-			s := db.open(t, newCipher(t, secretA))
-			n, err := s.SealAtRest(ctx, nil)
-			require.NoError(t, err)
-			require.Equal(t, 2, n, "the key and the system secret are encrypted")
-			require.NotContains(t, db.privateJWK(t, "k1"), d)
-			require.True(t, strings.HasPrefix(db.storedSystemSecret(t), "enc:v1:"))
-			requireReadsBack(t, s, k)
+		s := db.open(t, newCipher(t, secretA))
+		n, err := s.SealAtRest(ctx, nil)
+		require.NoError(t, err)
+		require.Equal(t, 2, n, "the key and the system secret are encrypted")
+		require.NotContains(t, db.privateJWK(t, "k1"), d)
+		require.True(t, strings.HasPrefix(db.storedSystemSecret(t), "enc:v1:"))
+		requireReadsBack(t, s, k)
 
-			n, err = s.SealAtRest(ctx, nil)
-			require.NoError(t, err)
-			require.Zero(t, n, "a second start rewrites nothing")
-		})
-	}
+		n, err = s.SealAtRest(ctx, nil)
+		require.NoError(t, err)
+		require.Zero(t, n, "a second start rewrites nothing")
+	})
 }
 
 func TestWrongOrMissingSecretRefusedNotReplaced(t *testing.T) {
-	for name, newDB := range databases(t) {
-		t.Run(name, func(t *testing.T) {
-			db, ctx := newDB(t), context.Background()
-			a := newCipher(t, secretA)
-			s := db.open(t, a)
-			k, _ := ecSigningKey(t, "k1")
-			require.NoError(t, s.CreateSigningKey(ctx, k))
-			require.NoError(t, s.Close())
-			stored := db.privateJWK(t, "k1")
+	forEachDatabase(t, func(t *testing.T, db database) {
+		ctx := context.Background()
+		a := newCipher(t, secretA)
+		s := db.open(t, a)
+		k, _ := ecSigningKey(t, "k1")
+		require.NoError(t, s.CreateSigningKey(ctx, k))
+		require.NoError(t, s.Close())
+		stored := db.privateJWK(t, "k1")
 
-			b := newCipher(t, secretB)
-			wrong := db.open(t, b)
-			_, err := wrong.SealAtRest(ctx, nil)
-			require.ErrorIs(t, err, storage.ErrSealed)
-			require.ErrorContains(t, err, a.KeyID(), "the message names the secret the key was encrypted under")
-			require.ErrorContains(t, err, b.KeyID())
-			_, err = wrong.ListSigningKeys(ctx, time.Now())
-			require.ErrorIs(t, err, storage.ErrSealed, "a read with the wrong secret fails; it never yields an empty list")
-			require.ErrorIs(t, err, storage.ErrUnavailable, "requests meeting it are answered 503")
-			require.NoError(t, wrong.Close())
+		b := newCipher(t, secretB)
+		wrong := db.open(t, b)
+		_, err := wrong.SealAtRest(ctx, nil)
+		require.ErrorIs(t, err, storage.ErrSealed)
+		require.ErrorContains(t, err, a.KeyID(), "the message names the secret the key was encrypted under")
+		require.ErrorContains(t, err, b.KeyID())
+		_, err = wrong.ListSigningKeys(ctx, time.Now())
+		require.ErrorIs(t, err, storage.ErrSealed, "a read with the wrong secret fails; it never yields an empty list")
+		require.ErrorIs(t, err, storage.ErrUnavailable, "requests meeting it are answered 503")
+		require.NoError(t, wrong.Close())
 
-			none := db.open(t, nil)
-			_, err = none.SealAtRest(ctx, nil)
-			require.ErrorIs(t, err, storage.ErrSealed)
-			require.ErrorContains(t, err, "no secrets.system is configured")
-			require.Equal(t, stored, db.privateJWK(t, "k1"), "nothing was rewritten")
-		})
-	}
+		none := db.open(t, nil)
+		_, err = none.SealAtRest(ctx, nil)
+		require.ErrorIs(t, err, storage.ErrSealed)
+		require.ErrorContains(t, err, "no secrets.system is configured")
+		require.Equal(t, stored, db.privateJWK(t, "k1"), "nothing was rewritten")
+	})
 }
 
 func TestSealedRowsCannotBeSwapped(t *testing.T) {
-	for name, newDB := range databases(t) {
-		t.Run(name, func(t *testing.T) {
-			db, ctx := newDB(t), context.Background()
-			a := newCipher(t, secretA)
-			s := db.open(t, a)
-			k1, _ := ecSigningKey(t, "k1")
-			k2, _ := ecSigningKey(t, "k2")
-			require.NoError(t, s.CreateSigningKey(ctx, k1))
-			require.NoError(t, s.CreateSigningKey(ctx, k2))
-			// An attacker with write access copies k1's sealed value into k2
-			// (k2 being, say, the current key).
-			_, err := db.raw.Exec("UPDATE signing_keys SET private_jwk = (SELECT private_jwk FROM signing_keys WHERE kid = 'k1') WHERE kid = 'k2'")
-			require.NoError(t, err)
-			_, err = s.ListSigningKeys(ctx, time.Now())
-			require.ErrorIs(t, err, storage.ErrSealed)
-			require.ErrorIs(t, err, secrets.ErrAltered)
-			_, err = s.SealAtRest(ctx, nil)
-			require.ErrorIs(t, err, secrets.ErrAltered, "start-up finds it")
-		})
-	}
+	forEachDatabase(t, func(t *testing.T, db database) {
+		ctx := context.Background()
+		a := newCipher(t, secretA)
+		s := db.open(t, a)
+		k1, _ := ecSigningKey(t, "k1")
+		k2, _ := ecSigningKey(t, "k2")
+		require.NoError(t, s.CreateSigningKey(ctx, k1))
+		require.NoError(t, s.CreateSigningKey(ctx, k2))
+		// An attacker with write access copies k1's sealed value into k2
+		// (k2 being, say, the current key).
+		_, err := db.raw.Exec("UPDATE signing_keys SET private_jwk = (SELECT private_jwk FROM signing_keys WHERE kid = 'k1') WHERE kid = 'k2'")
+		require.NoError(t, err)
+		_, err = s.ListSigningKeys(ctx, time.Now())
+		require.ErrorIs(t, err, storage.ErrSealed)
+		require.ErrorIs(t, err, secrets.ErrAltered)
+		_, err = s.SealAtRest(ctx, nil)
+		require.ErrorIs(t, err, secrets.ErrAltered, "start-up finds it")
+	})
 }
 
 func TestRotateReencryptsEverythingInOneTransaction(t *testing.T) {
-	for name, newDB := range databases(t) {
-		t.Run(name, func(t *testing.T) {
-			db, ctx := newDB(t), context.Background()
-			a, b := newCipher(t, secretA), newCipher(t, secretB)
-			s := db.open(t, a)
-			k1, _ := ecSigningKey(t, "k1")
-			k2, _ := ecSigningKey(t, "k2")
-			require.NoError(t, s.CreateSigningKey(ctx, k1))
-			require.NoError(t, s.CreateSigningKey(ctx, k2))
-			_, err := s.SystemSecret(ctx, systemSecretValue)
-			require.NoError(t, err)
-			require.NoError(t, s.Close())
+	forEachDatabase(t, func(t *testing.T, db database) {
+		ctx := context.Background()
+		a, b := newCipher(t, secretA), newCipher(t, secretB)
+		s := db.open(t, a)
+		k1, _ := ecSigningKey(t, "k1")
+		k2, _ := ecSigningKey(t, "k2")
+		require.NoError(t, s.CreateSigningKey(ctx, k1))
+		require.NoError(t, s.CreateSigningKey(ctx, k2))
+		_, err := s.SystemSecret(ctx, systemSecretValue)
+		require.NoError(t, err)
+		require.NoError(t, s.Close())
 
-			// One value that does not open stops the whole rotation.
-			good := db.privateJWK(t, "k2")
-			_, err = db.raw.Exec("UPDATE signing_keys SET private_jwk = (SELECT private_jwk FROM signing_keys WHERE kid = 'k2') WHERE kid = 'k1'")
-			require.NoError(t, err)
-			rotating := db.open(t, b)
-			_, err = rotating.SealAtRest(ctx, a)
-			require.ErrorIs(t, err, secrets.ErrAltered)
-			require.Equal(t, good, db.privateJWK(t, "k2"), "a failed rotation changes nothing")
-			_, err = db.raw.Exec("DELETE FROM signing_keys WHERE kid = 'k1'")
-			require.NoError(t, err)
+		// One value that does not open stops the whole rotation.
+		good := db.privateJWK(t, "k2")
+		_, err = db.raw.Exec("UPDATE signing_keys SET private_jwk = (SELECT private_jwk FROM signing_keys WHERE kid = 'k2') WHERE kid = 'k1'")
+		require.NoError(t, err)
+		rotating := db.open(t, b)
+		_, err = rotating.SealAtRest(ctx, a)
+		require.ErrorIs(t, err, secrets.ErrAltered)
+		require.Equal(t, good, db.privateJWK(t, "k2"), "a failed rotation changes nothing")
+		_, err = db.raw.Exec("DELETE FROM signing_keys WHERE kid = 'k1'")
+		require.NoError(t, err)
 
-			n, err := rotating.SealAtRest(ctx, a)
-			require.NoError(t, err)
-			require.Equal(t, 2, n, "k2 and the system secret")
-			require.NoError(t, rotating.Close())
-			id, _ := secrets.Sealed(db.privateJWK(t, "k2"))
-			require.Equal(t, b.KeyID(), id)
+		n, err := rotating.SealAtRest(ctx, a)
+		require.NoError(t, err)
+		require.Equal(t, 2, n, "k2 and the system secret")
+		require.NoError(t, rotating.Close())
+		id, _ := secrets.Sealed(db.privateJWK(t, "k2"))
+		require.Equal(t, b.KeyID(), id)
 
-			after := db.open(t, b)
-			n, err = after.SealAtRest(ctx, nil)
-			require.NoError(t, err)
-			require.Zero(t, n)
-			requireReadsBack(t, after, k2)
-			n, err = after.SealAtRest(ctx, a)
-			require.NoError(t, err)
-			require.Zero(t, n, "rotating again is harmless")
-			require.NoError(t, after.Close())
+		after := db.open(t, b)
+		n, err = after.SealAtRest(ctx, nil)
+		require.NoError(t, err)
+		require.Zero(t, n)
+		requireReadsBack(t, after, k2)
+		n, err = after.SealAtRest(ctx, a)
+		require.NoError(t, err)
+		require.Zero(t, n, "rotating again is harmless")
+		require.NoError(t, after.Close())
 
-			_, err = db.open(t, a).SealAtRest(ctx, nil)
-			require.True(t, errors.Is(err, storage.ErrSealed), "the old secret no longer opens anything: %v", err)
-		})
-	}
+		_, err = db.open(t, a).SealAtRest(ctx, nil)
+		require.True(t, errors.Is(err, storage.ErrSealed), "the old secret no longer opens anything: %v", err)
+	})
 }
 
 // TestConcurrentStartsSealEachValueOnce: instances starting together on a
@@ -295,35 +292,33 @@ func TestRotateReencryptsEverythingInOneTransaction(t *testing.T) {
 // of them (a value sealed twice would still open, but the count proves the
 // re-read under the write lock).
 func TestConcurrentStartsSealEachValueOnce(t *testing.T) {
-	for name, newDB := range databases(t) {
-		t.Run(name, func(t *testing.T) {
-			db, ctx := newDB(t), context.Background()
-			k, d := db.plaintext(t)
+	forEachDatabase(t, func(t *testing.T, db database) {
+		ctx := context.Background()
+		k, d := db.plaintext(t)
 
-			const instances = 4
-			stores := make([]*storage.GormStore, instances)
-			for i := range stores {
-				stores[i] = db.open(t, newCipher(t, secretA))
-			}
-			start := make(chan struct{})
-			counts, errs := make([]int, instances), make([]error, instances)
-			var wg sync.WaitGroup
-			for i, s := range stores {
-				wg.Go(func() {
-					<-start
-					counts[i], errs[i] = s.SealAtRest(ctx, nil)
-				})
-			}
-			close(start)
-			wg.Wait()
-			total := 0
-			for i := range stores {
-				require.NoErrorf(t, errs[i], "instance %d", i)
-				total += counts[i]
-			}
-			require.Equal(t, 2, total, "each of the two values sealed once")
-			require.NotContains(t, db.privateJWK(t, "k1"), d)
-			requireReadsBack(t, stores[0], k)
-		})
-	}
+		const instances = 4
+		stores := make([]*storage.GormStore, instances)
+		for i := range stores {
+			stores[i] = db.open(t, newCipher(t, secretA))
+		}
+		start := make(chan struct{})
+		counts, errs := make([]int, instances), make([]error, instances)
+		var wg sync.WaitGroup
+		for i, s := range stores {
+			wg.Go(func() {
+				<-start
+				counts[i], errs[i] = s.SealAtRest(ctx, nil)
+			})
+		}
+		close(start)
+		wg.Wait()
+		total := 0
+		for i := range stores {
+			require.NoErrorf(t, errs[i], "instance %d", i)
+			total += counts[i]
+		}
+		require.Equal(t, 2, total, "each of the two values sealed once")
+		require.NotContains(t, db.privateJWK(t, "k1"), d)
+		requireReadsBack(t, stores[0], k)
+	})
 }
