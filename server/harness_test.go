@@ -42,7 +42,9 @@ type testServer struct {
 
 type serverOptions struct {
 	cfg     server.Config
+	driver  string // "" is sqlite
 	dsn     string
+	grace   time.Duration // the store's refresh token grace period
 	secrets map[string]string // non-nil: the clients already exist
 	wrap    func(storage.Store) storage.Store
 }
@@ -119,7 +121,11 @@ func startServer(t *testing.T, o serverOptions) *testServer {
 	t.Helper()
 	// Not t.Context(): it is cancelled before the cleanups run.
 	ctx := context.Background()
-	st, err := storage.Open(ctx, storage.Options{Driver: "sqlite", DSN: o.dsn})
+	driver := o.driver
+	if driver == "" {
+		driver = "sqlite"
+	}
+	st, err := storage.Open(ctx, storage.Options{Driver: driver, DSN: o.dsn, RefreshTokenGracePeriod: o.grace})
 	require.NoError(t, err, "open store")
 	t.Cleanup(func() { _ = st.Close() })
 	require.NoError(t, st.Migrate(ctx), "migrate")

@@ -62,14 +62,15 @@ func newProvider(cfg Config, signer jwt.Signer) (*fosite.Fosite, *deviceGrant) {
 	store := cfg.Store
 
 	// Authorization code grant, with PKCE and OpenID Connect on top.
-	fc.AuthorizeEndpointHandlers.Append(&oauth2.AuthorizeExplicitGrantHandler{
+	explicit := &oauth2.AuthorizeExplicitGrantHandler{
 		AccessTokenStrategy:    strategy,
 		RefreshTokenStrategy:   strategy,
 		AuthorizeCodeStrategy:  strategy,
 		CoreStorage:            store,
 		TokenRevocationStorage: store,
 		Config:                 fc,
-	})
+	}
+	fc.AuthorizeEndpointHandlers.Append(explicit)
 	fc.AuthorizeEndpointHandlers.Append(&pkce.Handler{AuthorizeCodeStrategy: strategy, Storage: store, Config: fc})
 	oidcExplicit := &openid.OpenIDConnectExplicitHandler{
 		OpenIDConnectRequestStorage:   store,
@@ -80,10 +81,13 @@ func newProvider(cfg Config, signer jwt.Signer) (*fosite.Fosite, *deviceGrant) {
 	fc.AuthorizeEndpointHandlers.Append(oidcExplicit)
 	fc.PushedAuthorizeEndpointHandlers.Append(&par.PushedAuthorizeHandler{Storage: store, Config: fc})
 
-	// The token endpoint: the handlers above that also redeem codes, then
+	// The token endpoint: the handlers above that also redeem codes (the
+	// code grant itself used once under concurrency, singleuse.go), then
 	// the grants of the token endpoint alone.
 	for _, h := range fc.AuthorizeEndpointHandlers {
-		if th, ok := h.(fosite.TokenEndpointHandler); ok {
+		if h == fosite.AuthorizeEndpointHandler(explicit) {
+			fc.TokenEndpointHandlers.Append(codeOnce{explicit})
+		} else if th, ok := h.(fosite.TokenEndpointHandler); ok {
 			fc.TokenEndpointHandlers.Append(th)
 		}
 	}
@@ -112,7 +116,7 @@ func newProvider(cfg Config, signer jwt.Signer) (*fosite.Fosite, *deviceGrant) {
 		AccessTokenStrategy:    strategy,
 		RefreshTokenStrategy:   strategy,
 	})
-	return compose.Compose(fc, store, strategy).(*fosite.Fosite), device
+	return compose.Compose(fc, parOnce{store}, strategy).(*fosite.Fosite), device
 }
 
 // newSession is the session every request starts with and every stored

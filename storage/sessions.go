@@ -147,7 +147,5 @@ func (s *GormStore) GetAuthorizeChallenge(ctx context.Context, id string) (fosit
 // returns ErrNotFound when there was none, so that of two requests deciding
 // one challenge at once exactly one goes on.
 func (s *GormStore) DeleteAuthorizeChallenge(ctx context.Context, id string) error {
-	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
-		return matched(tx.Table(tableChallenge).Where("signature = ?", hashKey(id)).Delete(&requestRow{}))
-	})
+	return s.deleteOnce(ctx, tableChallenge, hashKey(id))
 }

@@ -80,6 +80,15 @@ func (s *GormStore) getRequest(ctx context.Context, table, signature string, ses
 	return req, row, nil
 }
 
+// deleteOnce deletes the row of signature in table and answers
+// ErrNotFound when there was none: the way to spend a single-use row, of
+// which concurrent deletes change it once.
+func (s *GormStore) deleteOnce(ctx context.Context, table, signature string) error {
+	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
+		return matched(tx.Exec(`DELETE FROM `+table+` WHERE signature = ?`, signature))
+	})
+}
+
 func (s *GormStore) deleteRequest(ctx context.Context, table, signature string) error {
 	return s.write(ctx, false, func(tx *gorm.DB) error {
 		return translate(tx.Exec(`DELETE FROM `+table+` WHERE signature = ?`, signature).Error)
@@ -105,8 +114,18 @@ func (s *GormStore) DeleteAccessTokenSession(ctx context.Context, signature stri
 }
 
 // Refresh tokens. A refresh row is never deleted by rotation or revocation,
-// only marked inactive: reading it back with its request is what lets fosite
-// tell reuse of a rotated token from an unknown one.
+// only marked: reading it back with its request is what lets fosite tell
+// reuse of a rotated token from an unknown one, and the token endpoint
+// tell a used token from a revoked one. Rotation stamps rotated_at (and,
+// without a grace period, deactivates the row); revocation only
+// deactivates, so an inactive row never rotated was revoked.
+
+// ErrRevoked is the answer for a refresh token that was revoked (at the
+// revocation endpoint, by an administrator, or with its grant when a
+// reuse was detected) rather than used. It is a fosite.ErrInactiveToken,
+// so fosite's refresh flow treats it as it treats a used token; the token
+// endpoint tells the client which of the two it was.
+var ErrRevoked = fmt.Errorf("storage: the refresh token was revoked: %w", fosite.ErrInactiveToken)
 
 func (s *GormStore) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error {
 	return s.createRequest(ctx, tableRefresh, signature, r, fosite.RefreshToken, accessSignature)
@@ -117,61 +136,78 @@ func (s *GormStore) GetRefreshTokenSession(ctx context.Context, signature string
 	if err != nil {
 		return nil, err
 	}
-	if !row.Active || (row.RotatedAt != nil && !s.now().Before(row.RotatedAt.Add(s.grace))) {
-		return req, fosite.ErrInactiveToken
+	if err := s.refreshRefusal(row.Active, row.RotatedAt, s.now()); err != nil {
+		return req, err
 	}
 	return req, nil
+}
+
+// refreshRefusal says why a refresh row may not be used at now, or nil
+// when it may: ErrRevoked for a row deactivated without being rotated,
+// fosite.ErrInactiveToken for one rotated longer than the grace period
+// ago.
+func (s *GormStore) refreshRefusal(active bool, rotatedAt *time.Time, now time.Time) error {
+	switch {
+	case !active && rotatedAt == nil:
+		return ErrRevoked
+	case !active, rotatedAt != nil && !now.Before(rotatedAt.Add(s.grace)):
+		return fosite.ErrInactiveToken
+	}
+	return nil
 }
 
 func (s *GormStore) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
 	return s.deleteRequest(ctx, tableRefresh, signature)
 }
 
-// RotateRefreshToken retires the refresh token just used and every access
-// token of its grant. The conditional update makes two concurrent refreshes
-// with one token a race only one can win: the loser gets ErrInactiveToken.
+// RotateRefreshToken retires the refresh token just used and the access
+// tokens it stands for, with one conditional update: of concurrent
+// refreshes with one token only the first changes the row, and every
+// other gets fosite.ErrInactiveToken (or ErrRevoked), so a refresh token
+// is spent once. On PostgreSQL a second refresh waits for the first one's
+// row lock and then finds the token rotated; on SQLite writers take
+// turns.
 //
-// With a grace period the old token is only stamped rotated_at and stays
-// usable until the period ends, and only the access token issued with it
-// is deleted: a concurrent refresh inside the period must not delete the
-// access token another refresh has just handed out.
+// With a grace period the rotated token works on until the period ends:
+// the update matches it while rotated_at is that recent, keeps the first
+// rotation's time, and deletes only the access token issued with it, since
+// a concurrent refresh inside the period must not delete the access token
+// another refresh has just handed out. Without one every access token of
+// the grant goes.
 func (s *GormStore) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
-	if s.grace > 0 {
-		return s.rotateWithGrace(ctx, requestID, signature)
-	}
+	now := s.now().UTC()
 	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
-		res := tx.Table(tableRefresh).Where("signature = ? AND request_id = ? AND active = ?", signature, requestID, true).
-			Update("active", false)
+		res := tx.Exec(`UPDATE `+tableRefresh+` SET rotated_at = COALESCE(rotated_at, ?), active = ?
+			WHERE signature = ? AND request_id = ? AND active = ? AND (rotated_at IS NULL OR rotated_at > ?)`,
+			now, s.grace > 0, signature, requestID, true, now.Add(-s.grace))
 		if res.Error != nil {
 			return translate(res.Error)
 		}
 		if res.RowsAffected == 0 {
-			return fosite.ErrInactiveToken
+			return s.rotationRefusal(tx, requestID, signature, now)
+		}
+		if s.grace > 0 {
+			return translate(tx.Exec(`DELETE FROM `+tableAccess+` WHERE signature =
+				(SELECT access_signature FROM `+tableRefresh+` WHERE signature = ?)`, signature).Error)
 		}
 		return translate(tx.Exec(`DELETE FROM `+tableAccess+` WHERE request_id = ?`, requestID).Error)
 	})
 }
 
-func (s *GormStore) rotateWithGrace(ctx context.Context, requestID, signature string) error {
-	now := s.now().UTC()
-	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
-		var row requestRow
-		err := tx.Table(tableRefresh).Select("active", "rotated_at", "access_signature").
-			Where("signature = ? AND request_id = ?", signature, requestID).Take(&row).Error
-		if err != nil {
-			return translate(err)
-		}
-		if !row.Active || (row.RotatedAt != nil && !now.Before(row.RotatedAt.Add(s.grace))) {
-			return fosite.ErrInactiveToken
-		}
-		if row.RotatedAt == nil {
-			err := tx.Table(tableRefresh).Where("signature = ?", signature).Update("rotated_at", now).Error
-			if err != nil {
-				return translate(err)
-			}
-		}
-		return translate(tx.Table(tableAccess).Where("signature = ?", row.AccessSignature).Delete(&requestRow{}).Error)
-	})
+// rotationRefusal says why the rotation of signature changed nothing.
+func (s *GormStore) rotationRefusal(tx *gorm.DB, requestID, signature string, now time.Time) error {
+	var row requestRow
+	err := tx.Table(tableRefresh).Select("active", "rotated_at").
+		Where("signature = ? AND request_id = ?", signature, requestID).Take(&row).Error
+	if err != nil {
+		return translate(err)
+	}
+	if err := s.refreshRefusal(row.Active, row.RotatedAt, now); err != nil {
+		return err
+	}
+	// The row and the update disagree only at the very end of the grace
+	// period (the database keeps times less precisely than Go): it ended.
+	return fosite.ErrInactiveToken
 }
 
 // RevokeRefreshToken deactivates every refresh token of the grant, the
@@ -247,18 +283,35 @@ func (s *GormStore) GetAuthorizeCodeSession(ctx context.Context, signature strin
 	return req, nil
 }
 
-// InvalidateAuthorizeCodeSession marks the code used and, in the same
-// transaction, deletes its PKCE session (see DeletePKCERequestSession).
+// InvalidateAuthorizeCodeSession marks the code used. The update is
+// conditional on the code being unused, so of concurrent exchanges of one
+// code exactly one changes the row (RFC 6749 §4.1.2: a code is used at
+// most once); every other gets fosite.ErrInvalidatedAuthorizeCode, and
+// ErrNotFound means there is no such code. On PostgreSQL a second
+// exchange waits for the first one's row lock and then finds the code
+// used; on SQLite writers take turns.
+//
+// The code's PKCE session stays until it expires with the code: a
+// concurrent exchange that already passed the code check must still
+// find it, and so reach this update and be told the code was used,
+// rather than miss the PKCE session and never count as a reuse.
 func (s *GormStore) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
 	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
-		res := tx.Table(tableCode).Where("signature = ?", signature).Update("active", false)
+		res := tx.Exec(`UPDATE `+tableCode+` SET active = ? WHERE signature = ? AND active = ?`, false, signature, true)
 		if res.Error != nil {
 			return translate(res.Error)
 		}
-		if res.RowsAffected == 0 {
+		if res.RowsAffected == 1 {
+			return nil
+		}
+		var n int64
+		if err := tx.Table(tableCode).Where("signature = ?", signature).Count(&n).Error; err != nil {
+			return translate(err)
+		}
+		if n == 0 {
 			return fosite.ErrNotFound
 		}
-		return translate(tx.Table(tablePKCE).Where("signature = ?", signature).Delete(&requestRow{}).Error)
+		return fosite.ErrInvalidatedAuthorizeCode
 	})
 }
 
@@ -299,14 +352,15 @@ func (s *GormStore) GetPKCERequestSession(ctx context.Context, signature string,
 	return req, nil
 }
 
-// DeletePKCERequestSession does nothing: the PKCE session goes when its
-// code is used (InvalidateAuthorizeCodeSession) or expires (the janitor).
-// fosite deletes it while checking the code_verifier, before the code
-// exchange's transaction begins; deleted then, a code whose exchange
-// failed afterwards (the database was unavailable: 503, retry) could never
-// be exchanged again, and the person would have to sign in anew. Kept, a
-// wrong code_verifier leaves the code usable with the right one, which
-// RFC 7636 allows: the verifier has at least 256 bits of entropy.
+// DeletePKCERequestSession does nothing: the PKCE session goes when it
+// expires with its code (the janitor). fosite deletes it while checking
+// the code_verifier, before the code exchange's transaction begins;
+// deleted then, a code whose exchange failed afterwards (the database was
+// unavailable: 503, retry) could never be exchanged again, and the person
+// would have to sign in anew. Kept, a wrong code_verifier leaves the code
+// usable with the right one, which RFC 7636 allows: the verifier has at
+// least 256 bits of entropy. A used code is refused before its PKCE
+// session is looked at (InvalidateAuthorizeCodeSession).
 func (s *GormStore) DeletePKCERequestSession(ctx context.Context, signature string) error {
 	return nil
 }
@@ -325,8 +379,11 @@ func (s *GormStore) GetPARSession(ctx context.Context, requestURI string) (fosit
 	return s.toAuthorizeRequest(ctx, row, nil)
 }
 
+// DeletePARSession spends a pushed request. It answers ErrNotFound when
+// there was none, so that of concurrent uses of one request_uri exactly
+// one goes on (RFC 9126 §4: a request_uri is used once).
 func (s *GormStore) DeletePARSession(ctx context.Context, requestURI string) error {
-	return s.deleteRequest(ctx, tablePAR, hashKey(requestURI))
+	return s.deleteOnce(ctx, tablePAR, hashKey(requestURI))
 }
 
 // DefaultCleanupBatch is how many rows one clean-up transaction deletes at
