@@ -44,7 +44,7 @@ type serverOptions struct {
 	cfg     server.Config
 	driver  string // "" is sqlite
 	dsn     string
-	grace   time.Duration // the store's refresh token grace period
+	grace   time.Duration     // the store's refresh token grace period
 	secrets map[string]string // non-nil: the clients already exist
 	wrap    func(storage.Store) storage.Store
 }
