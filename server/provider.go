@@ -96,12 +96,12 @@ func newProvider(cfg Config, signer jwt.Signer) (*fosite.Fosite, *deviceGrant) {
 	fc.TokenEndpointHandlers.Append(newJWTBearerGrant(store, helper, fc))
 	// private_key_jwt failures are 401 invalid_client, like every wrong client authentication.
 	fc.ClientAuthenticationStrategy = clientAuthentication(fc, store)
-	fc.TokenEndpointHandlers.Append(refreshScopes{&oauth2.RefreshTokenGrantHandler{
+	fc.TokenEndpointHandlers.Append(refreshOnce{refreshScopes{&oauth2.RefreshTokenGrantHandler{
 		AccessTokenStrategy:    strategy,
 		RefreshTokenStrategy:   strategy,
 		TokenRevocationStorage: keepRefreshScope{store},
 		Config:                 fc,
-	}})
+	}}})
 	fc.TokenEndpointHandlers.Append(&openid.OpenIDConnectRefreshHandler{IDTokenHandleHelper: idHelper, Config: fc})
 	// RFC 8628 device authorization grant (device.go): fosite has no handler.
 	device := newDeviceGrant(cfg, fc, strategy, idHelper)
@@ -213,10 +213,17 @@ func withRefreshScope(ctx context.Context) context.Context {
 }
 
 // keepRefreshScope is the refresh grant's store: a new refresh token is
-// stored with the scopes and session of the grant, not the narrowed ones.
+// stored with the scopes and session of the grant, not the narrowed ones,
+// and a reused refresh token is kept.
 type keepRefreshScope struct {
 	storage.Store
 }
+
+// DeleteRefreshTokenSession does nothing. fosite deletes a reused refresh
+// token before it revokes the grant, which deactivates that token anyway;
+// kept until it expires, the token still tells a later use why it fails
+// (used or revoked) instead of "not valid".
+func (keepRefreshScope) DeleteRefreshTokenSession(context.Context, string) error { return nil }
 
 func (k keepRefreshScope) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error {
 	if kept, ok := ctx.Value(refreshScopeKey{}).(*refreshScope); ok && kept.scopes != nil {

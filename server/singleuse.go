@@ -77,3 +77,41 @@ func (p parOnce) GetPARSession(ctx context.Context, requestURI string) (fosite.A
 
 // DeletePARSession does nothing: GetPARSession spent the request.
 func (parOnce) DeletePARSession(context.Context, string) error { return nil }
+
+// refreshOnce is the refresh token grant with a refresh token spent once:
+// the loser of a concurrent rotation, to which fosite answers "please
+// retry" (a retry would only be refused as a reuse), gets what a later
+// second use gets, invalid_grant with its grant revoked. With
+// refresh_token_grace_period the store lets concurrent refreshes inside
+// the period all win instead. A revoked refresh token is told apart from
+// a used one.
+type refreshOnce struct {
+	refreshScopes
+}
+
+func (h refreshOnce) HandleTokenEndpointRequest(ctx context.Context, ar fosite.AccessRequester) error {
+	err := h.refreshScopes.HandleTokenEndpointRequest(ctx, ar)
+	if errors.Is(err, storage.ErrRevoked) {
+		// fosite has run its reuse detection, which finds the grant
+		// already ended, and says "already used".
+		return errRefreshRevoked.WithWrap(err)
+	}
+	return err
+}
+
+func (h refreshOnce) PopulateTokenEndpointResponse(ctx context.Context, ar fosite.AccessRequester, resp fosite.AccessResponder) error {
+	err := h.refreshScopes.PopulateTokenEndpointResponse(ctx, ar, resp)
+	switch {
+	case errors.Is(err, storage.ErrRevoked):
+		return errRefreshRevoked.WithWrap(err)
+	case errors.Is(err, fosite.ErrInactiveToken):
+		// ar carries the grant's request ID (HandleTokenEndpointRequest
+		// set it).
+		return reuseDetected(ctx, h.TokenRevocationStorage, ar.GetID(), fosite.ErrInvalidGrant.WithHint("The refresh token was already used."))
+	case errors.Is(err, fosite.ErrNotFound):
+		return fosite.ErrInvalidGrant.WithHint("The refresh token is malformed or not valid.").WithWrap(err)
+	}
+	return err
+}
+
+var errRefreshRevoked = fosite.ErrInvalidGrant.WithHint("The refresh token was revoked.")

@@ -211,10 +211,14 @@ func (s *GormStore) rotationRefusal(tx *gorm.DB, requestID, signature string, no
 }
 
 // RevokeRefreshToken deactivates every refresh token of the grant, the
-// whole rotation chain (all its tokens share the request ID).
+// whole rotation chain (all its tokens share the request ID). Only rows
+// still active are touched: concurrent uses of one leaked token each
+// revoke the grant, and on PostgreSQL revocations that locked the same
+// rows in different orders deadlocked; the chain's inactive tokens need
+// no lock.
 func (s *GormStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
 	return s.write(ctx, false, func(tx *gorm.DB) error {
-		return translate(tx.Exec(`UPDATE `+tableRefresh+` SET active = ? WHERE request_id = ?`, false, requestID).Error)
+		return translate(tx.Exec(`UPDATE `+tableRefresh+` SET active = ? WHERE request_id = ? AND active = ?`, false, requestID, true).Error)
 	})
 }
 
