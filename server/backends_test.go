@@ -76,11 +76,12 @@ func withGrace(grace time.Duration) option {
 	return func(o *serverOptions) { o.grace = grace }
 }
 
-// race sends every request of reqs at the same moment: each goroutine
-// waits on one channel, closed once all of them stand ready. It returns
-// the answers in the order of reqs. Transport errors fail the test after
-// every answer is in (require must not run off the test's goroutine).
-func (ts *testServer) race(t *testing.T, reqs []*http.Request) []response {
+// race sends every request of reqs with client at the same moment: each
+// goroutine waits on one channel, closed once all of them stand ready. It
+// returns the answers in the order of reqs. Transport errors fail the test
+// after every answer is in (require must not run off the test's
+// goroutine).
+func race(t *testing.T, client *http.Client, reqs []*http.Request) []response {
 	t.Helper()
 	out := make([]response, len(reqs))
 	errs := make([]error, len(reqs))
@@ -93,7 +94,7 @@ func (ts *testServer) race(t *testing.T, reqs []*http.Request) []response {
 			defer done.Done()
 			ready.Done()
 			<-start
-			res, err := ts.http.Do(req)
+			res, err := client.Do(req)
 			if err != nil {
 				errs[i] = err
 				return
@@ -124,7 +125,7 @@ func (ts *testServer) raceForm(t *testing.T, n int, path string, fields map[stri
 	for i := range reqs {
 		reqs[i] = ts.formRequest(t, path, fields, a)
 	}
-	return ts.race(t, reqs)
+	return race(t, ts.http, reqs)
 }
 
 // formRequest is the request ts.post(t, path, "form", fields, a) sends.

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -146,9 +145,9 @@ type jwtBearerFixture struct {
 	ci, idp testKey
 }
 
-func newJWTBearerFixture(t *testing.T) jwtBearerFixture {
+func newJWTBearerFixture(t *testing.T, opts ...option) jwtBearerFixture {
 	t.Helper()
-	ts := newTestServer(t)
+	ts := newTestServer(t, opts...)
 	f := jwtBearerFixture{testServer: ts, ci: newTestKey(t, jose.ES256, "ci-1"), idp: newTestKey(t, jose.RS256, "")}
 	ts.trust(t, storage.TrustedIssuer{Issuer: ciIssuer, Subject: ciSubject, Scopes: []string{"deploy", "read", "admin"}, JWKS: f.ci.jwks(t)})
 	ts.trust(t, storage.TrustedIssuer{Issuer: idpIssuer, AllowAnySubject: true, Scopes: []string{"read"}, JWKS: f.idp.jwks(t)})
@@ -403,28 +402,17 @@ func TestJWTBearerClient(t *testing.T) {
 // TestJWTBearerConcurrentReplay: one assertion sent many times at once
 // gives exactly one token; the others are invalid_grant, never a 500.
 func TestJWTBearerConcurrentReplay(t *testing.T) {
-	f := newJWTBearerFixture(t)
-	assertion := f.ci.sign(t, f.assertionClaims(ciIssuer, ciSubject))
-	const n = 8
-	results := make([]response, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = f.grant(t, assertion, "deploy")
-		}()
-	}
-	wg.Wait()
-	ok := 0
-	for _, r := range results {
-		if r.Status == http.StatusOK {
-			ok++
-			continue
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, backend ...option) {
+		f := newJWTBearerFixture(t, backend...)
+		for _, n := range raceSizes {
+			assertion := f.ci.sign(t, f.assertionClaims(ciIssuer, ciSubject))
+			answers := f.raceForm(t, n, "/oauth2/token", map[string]string{
+				"grant_type": grantJWTBearer, "assertion": assertion, "scope": "deploy",
+			}, f.as(jwtClient))
+			requireOneWinner(t, answers, http.StatusBadRequest, "invalid_grant")
 		}
-		requireError(t, r, http.StatusBadRequest, "invalid_grant")
-	}
-	require.Equal(t, 1, ok, "exactly one request redeems the assertion")
+	})
 }
 
 func TestJWTBearerDiscovery(t *testing.T) {

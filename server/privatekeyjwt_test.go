@@ -27,9 +27,9 @@ type privateKeyJWTFixture struct {
 
 // newPrivateKeyJWTFixture registers two private_key_jwt clients whose
 // JWKS carry neither "alg" nor "use", as a client typically registers them.
-func newPrivateKeyJWTFixture(t *testing.T) privateKeyJWTFixture {
+func newPrivateKeyJWTFixture(t *testing.T, opts ...option) privateKeyJWTFixture {
 	t.Helper()
-	ts := newTestServer(t)
+	ts := newTestServer(t, opts...)
 	f := privateKeyJWTFixture{testServer: ts, rsa: newTestKey(t, jose.RS256, "rsa-1"), ec: newTestKey(t, jose.ES256, "")}
 	for id, k := range map[string]testKey{pkjRSAClient: f.rsa, pkjECClient: f.ec} {
 		ts.addClient(t, &clients.Client{ID: id, TokenEndpointAuthMethod: clients.AuthMethodPrivateKey, JWKS: k.keySet(t),

@@ -3,10 +3,12 @@ package server_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2"
 
 	"github.com/latchauth/latch/server"
 )
@@ -131,5 +133,109 @@ func TestRefreshAfterRevocationSaysRevoked(t *testing.T) {
 			// The reuse ended the grant: the newest token was revoked.
 			requireRefused(t, next.Refresh, "revoked")
 		})
+	})
+}
+
+// TestClientAssertionConcurrentReplayOneWins: one private_key_jwt client
+// assertion sent by 2 and 12 requests at once authenticates one of them
+// (RFC 7523 §3: a jti is used once); every other is 401 invalid_client,
+// SPEC's answer to every failed client authentication.
+func TestClientAssertionConcurrentReplayOneWins(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, backend ...option) {
+		f := newPrivateKeyJWTFixture(t, backend...)
+		for _, n := range raceSizes {
+			assertion := f.ec.sign(t, f.clientClaims(pkjECClient))
+			answers := f.raceForm(t, n, "/oauth2/token",
+				assertionAuth(map[string]string{"grant_type": "client_credentials", "scope": "read"}, assertion), noAuth)
+			requireOneWinner(t, answers, http.StatusUnauthorized, "invalid_client")
+		}
+	})
+}
+
+// TestDeviceCodeConcurrentRedeemOneWins: an approved device code polled
+// by 2 and 12 requests at once gives tokens once (RFC 8628 §3.5); every
+// other poll is 400 invalid_grant.
+func TestDeviceCodeConcurrentRedeemOneWins(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, backend ...option) {
+		ts := newDeviceServer(t, backend...)
+		for _, n := range raceSizes {
+			da := ts.deviceAuth(t, ts.deviceConfig("device-client", "openid", "offline_access"))
+			b := ts.newBrowser(t)
+			b.connect(t, b.get(t, da.VerificationURIComplete), "", "allow")
+			answers := ts.raceForm(t, n, "/oauth2/token",
+				map[string]string{"grant_type": grantDevice, "device_code": da.DeviceCode}, idAuth("device-client"))
+			tk := tokensOf(t, requireOneWinner(t, answers, http.StatusBadRequest, "invalid_grant"))
+			require.True(t, ts.active(t, tk.Access), "the winner's token works")
+		}
+	})
+}
+
+// TestPushedRequestURIConcurrentUseOneWins: one request_uri opened by 2
+// and 12 browsers at once starts one sign-in (RFC 9126 §4: a request_uri
+// is used once); every other browser gets the error page for
+// invalid_request_uri, never a 500.
+func TestPushedRequestURIConcurrentUseOneWins(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, backend ...option) {
+		ts := newTestServer(t, backend...)
+		_, challenge := pkcePair(oauth2.GenerateVerifier())
+		for _, n := range raceSizes {
+			uri := ts.push(t, "web-client", pushedRequest(challenge, nil))
+			reqs := make([]*http.Request, n)
+			for i := range reqs {
+				req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, ts.parAuthorizeURL("web-client", uri), nil)
+				require.NoError(t, err)
+				reqs[i] = req
+			}
+			started := 0
+			for _, r := range race(t, ts.newBrowser(t).client, reqs) {
+				if r.Status == http.StatusFound {
+					started++
+					require.Contains(t, r.Header.Get("Location"), "/login?challenge=")
+					continue
+				}
+				// fosite's invalid_request_uri, shown on the error page.
+				require.Equal(t, http.StatusBadRequest, r.Status, "a spent request_uri: %s", r.Body)
+			}
+			require.Equal(t, 1, started, "exactly one of %d concurrent uses of a request_uri starts a sign-in", n)
+		}
+	})
+}
+
+// TestConsentChallengeConcurrentDecisionOneWins: a consent form submitted
+// by 2 and 12 requests at once (a double click, a replay) issues one
+// authorization code; every other submission gets the error page.
+func TestConsentChallengeConcurrentDecisionOneWins(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, backend ...option) {
+		ts := newTestServer(t, backend...)
+		for _, n := range raceSizes {
+			b := ts.newBrowser(t)
+			page := b.get(t, flowSignIn(t, b, ts.authorizeURL("web-client", nil)))
+			fs := forms(t, page)
+			require.Len(t, fs, 1, "the consent page has one form: %s", page.Body)
+			values := fs[0].Fields
+			values.Set("decision", "allow")
+			reqs := make([]*http.Request, n)
+			for i := range reqs {
+				req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.URL+fs[0].Action, strings.NewReader(values.Encode()))
+				require.NoError(t, err)
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set("Origin", ts.URL)
+				reqs[i] = req
+			}
+			codes := 0
+			for _, r := range race(t, b.client, reqs) {
+				if r.Status == http.StatusFound || r.Status == http.StatusSeeOther {
+					codes++
+					require.NotEmpty(t, flowCallback(t, r).Get("code"), "the winner is sent back with a code")
+					continue
+				}
+				require.Equal(t, http.StatusBadRequest, r.Status, "a decided challenge: %s", r.Body)
+			}
+			require.Equal(t, 1, codes, "exactly one of %d concurrent decisions issues a code", n)
+		}
 	})
 }
