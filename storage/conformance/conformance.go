@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		codeTests(),
 		expiryTests(),
 		concurrencyTests(),
+		singleUseTests(),
 		browserTests(),
 		pagingTests(),
 		deviceTests(),
