@@ -203,18 +203,10 @@ func (s *Server) redirectToPage(w http.ResponseWriter, r *http.Request, ar fosit
 // issues the code (and stores the PKCE and OpenID Connect sessions).
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, challenge string, user *storage.User, ls *storage.LoginSession) {
 	ctx := r.Context()
-	if challenge != "" {
-		// Claim the challenge before issuing anything: a double-clicked
-		// Allow must not issue two codes.
-		err := s.store.DeleteAuthorizeChallenge(ctx, challenge)
-		if errors.Is(err, storage.ErrNotFound) {
-			s.renderError(w, r, http.StatusBadRequest, "This sign-in has expired or was already completed.",
-				"Go back to the application and start again.")
-			return
-		} else if err != nil {
-			s.renderStorageError(w, r, err)
-			return
-		}
+	// Claim the challenge before issuing anything: a double-clicked Allow
+	// must not issue two codes.
+	if challenge != "" && !s.claimChallenge(w, r, challenge) {
+		return
 	}
 	for _, scope := range ar.GetRequestedScopes() {
 		ar.GrantScope(scope)
@@ -229,6 +221,22 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 	}
 	formPostHeaders(w, ar)
 	s.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// claimChallenge spends challenge for the decision being made. The store
+// deletes it for exactly one of concurrent decisions; every other gets
+// the error page, and claimChallenge reports false once it has answered.
+func (s *Server) claimChallenge(w http.ResponseWriter, r *http.Request, challenge string) bool {
+	err := s.store.DeleteAuthorizeChallenge(r.Context(), challenge)
+	if errors.Is(err, storage.ErrNotFound) {
+		s.renderError(w, r, http.StatusBadRequest, "This sign-in has expired or was already completed.",
+			"Go back to the application and start again.")
+		return false
+	} else if err != nil {
+		s.renderStorageError(w, r, err)
+		return false
+	}
+	return true
 }
 
 // userSession is the session a grant of user carries: the subject, and the

@@ -143,8 +143,9 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 	switch r.PostFormValue("decision") {
 	case "allow":
 	case "deny":
-		if err := s.store.DeleteAuthorizeChallenge(r.Context(), challenge); err != nil && !errors.Is(err, storage.ErrNotFound) {
-			s.renderStorageError(w, r, err)
+		// A denial claims the challenge as an approval does (finish): of
+		// concurrent decisions exactly one is sent to the client.
+		if !s.claimChallenge(w, r, challenge) {
 			return
 		}
 		s.writeAuthorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The person denied the request."))

@@ -205,37 +205,41 @@ func TestPushedRequestURIConcurrentUseOneWins(t *testing.T) {
 }
 
 // TestConsentChallengeConcurrentDecisionOneWins: a consent form submitted
-// by 2 and 12 requests at once (a double click, a replay) issues one
-// authorization code; every other submission gets the error page.
+// by 2 and 12 requests at once (a double click, a replay) sends the
+// browser back to the client once, with one code or one access_denied;
+// every other submission gets the error page.
 func TestConsentChallengeConcurrentDecisionOneWins(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, backend ...option) {
 		ts := newTestServer(t, backend...)
-		for _, n := range raceSizes {
-			b := ts.newBrowser(t)
-			page := b.get(t, flowSignIn(t, b, ts.authorizeURL("web-client", nil)))
-			fs := forms(t, page)
-			require.Len(t, fs, 1, "the consent page has one form: %s", page.Body)
-			values := fs[0].Fields
-			values.Set("decision", "allow")
-			reqs := make([]*http.Request, n)
-			for i := range reqs {
-				req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.URL+fs[0].Action, strings.NewReader(values.Encode()))
-				require.NoError(t, err)
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.Header.Set("Origin", ts.URL)
-				reqs[i] = req
-			}
-			codes := 0
-			for _, r := range race(t, b.client, reqs) {
-				if r.Status == http.StatusFound || r.Status == http.StatusSeeOther {
-					codes++
-					require.NotEmpty(t, flowCallback(t, r).Get("code"), "the winner is sent back with a code")
-					continue
+		for _, decision := range []string{"allow", "deny"} {
+			for _, n := range raceSizes {
+				b := ts.newBrowser(t)
+				page := b.get(t, flowSignIn(t, b, ts.authorizeURL("web-client", nil)))
+				fs := forms(t, page)
+				require.Len(t, fs, 1, "the consent page has one form: %s", page.Body)
+				values := fs[0].Fields
+				values.Set("decision", decision)
+				reqs := make([]*http.Request, n)
+				for i := range reqs {
+					req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.URL+fs[0].Action, strings.NewReader(values.Encode()))
+					require.NoError(t, err)
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					req.Header.Set("Origin", ts.URL)
+					reqs[i] = req
 				}
-				require.Equal(t, http.StatusBadRequest, r.Status, "a decided challenge: %s", r.Body)
+				answers := 0
+				for _, r := range race(t, b.client, reqs) {
+					if r.Status == http.StatusFound || r.Status == http.StatusSeeOther {
+						answers++
+						cb := flowCallback(t, r)
+						require.True(t, cb.Get("code") != "" || cb.Get("error") == "access_denied", "the client gets the decision: %v", cb)
+						continue
+					}
+					require.Equal(t, http.StatusBadRequest, r.Status, "a decided challenge: %s", r.Body)
+				}
+				require.Equal(t, 1, answers, "exactly one of %d concurrent %s decisions reaches the client", n, decision)
 			}
-			require.Equal(t, 1, codes, "exactly one of %d concurrent decisions issues a code", n)
 		}
 	})
 }
