@@ -2,22 +2,18 @@ package server_test
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"github.com/stretchr/testify/require"
+
+	"github.com/latchauth/latch/storage/conformance"
 )
 
 // forEachBackend runs fn on a SQLite file and, when
@@ -41,33 +37,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, backend ...option)) {
 
 // withPostgres serves from PostgreSQL at dsn, in a fresh schema.
 func withPostgres(t *testing.T, dsn string) option {
-	t.Helper()
-	admin, err := sql.Open("pgx", dsn)
-	require.NoError(t, err)
-	ctx := context.Background()
-	require.NoError(t, admin.PingContext(ctx), "connect to LATCH_TEST_POSTGRES_DSN")
-	raw := make([]byte, 8)
-	_, _ = rand.Read(raw)
-	schema := "latch_server_" + hex.EncodeToString(raw)
-	_, err = admin.ExecContext(ctx, "CREATE SCHEMA "+schema)
-	require.NoError(t, err, "CREATE SCHEMA")
-	// Registered before the server's cleanups, so it runs after them.
-	t.Cleanup(func() {
-		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("DROP SCHEMA %s: %v", schema, err)
-		}
-		_ = admin.Close()
-	})
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		u, err := url.Parse(dsn)
-		require.NoError(t, err, "LATCH_TEST_POSTGRES_DSN")
-		q := u.Query()
-		q.Set("search_path", schema)
-		u.RawQuery = q.Encode()
-		dsn = u.String()
-	} else {
-		dsn += " search_path=" + schema
-	}
+	dsn = conformance.PostgresSchema(t, dsn)
 	return func(o *serverOptions) { o.driver, o.dsn = "postgres", dsn }
 }
 
@@ -76,38 +46,25 @@ func withGrace(grace time.Duration) option {
 	return func(o *serverOptions) { o.grace = grace }
 }
 
-// race sends every request of reqs with client at the same moment: each
-// goroutine waits on one channel, closed once all of them stand ready. It
-// returns the answers in the order of reqs. Transport errors fail the test
+// race sends every request of reqs with client at the same moment
+// (conformance.Together releases them). It returns the answers in the order of reqs. Transport errors fail the test
 // after every answer is in (require must not run off the test's
 // goroutine).
 func race(t *testing.T, client *http.Client, reqs []*http.Request) []response {
 	t.Helper()
 	out := make([]response, len(reqs))
 	errs := make([]error, len(reqs))
-	start := make(chan struct{})
-	var ready, done sync.WaitGroup
-	for i, req := range reqs {
-		ready.Add(1)
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			ready.Done()
-			<-start
-			res, err := client.Do(req)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			defer res.Body.Close()
-			body, err := io.ReadAll(res.Body)
+	conformance.Together(len(reqs), func(i int) {
+		res, err := client.Do(reqs[i])
+		if err != nil {
 			errs[i] = err
-			out[i] = response{Status: res.StatusCode, Header: res.Header, Body: body}
-		}()
-	}
-	ready.Wait()
-	close(start)
-	done.Wait()
+			return
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		errs[i] = err
+		out[i] = response{Status: res.StatusCode, Header: res.Header, Body: body}
+	})
 	for i, err := range errs {
 		require.NoError(t, err, "request %d of the race", i)
 		if stackTrace.Match(out[i].Body) {

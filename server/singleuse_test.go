@@ -22,6 +22,16 @@ var raceSizes = []int{2, 12}
 
 const raceRounds = 4
 
+// eachRace runs race(t, n) as a subtest for every race size, raceRounds
+// times.
+func eachRace(t *testing.T, race func(t *testing.T, n int)) {
+	for _, n := range raceSizes {
+		for round := range raceRounds {
+			t.Run(fmt.Sprintf("%d requests round %d", n, round), func(t *testing.T) { race(t, n) })
+		}
+	}
+}
+
 // TestAuthorizationCodeConcurrentExchangeOneWins: one code exchanged by
 // 2 and 12 requests at once gives tokens once; every other exchange is
 // 400 invalid_grant, and as a detected reuse (RFC 6749 §4.1.2) it revokes
@@ -30,21 +40,17 @@ func TestAuthorizationCodeConcurrentExchangeOneWins(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, backend ...option) {
 		ts := newTestServer(t, backend...)
-		for _, n := range raceSizes {
-			for round := range raceRounds {
-				t.Run(fmt.Sprintf("%d requests round %d", n, round), func(t *testing.T) {
-					code, err := ts.Server.IssueAuthorizeCode(t.Context(), server.CodeRequest{ClientID: "web-client",
-						Subject: "alice", RedirectURI: callback, Scopes: []string{"openid", "offline_access"}, Nonce: "nonce-0123456789"})
-					require.NoError(t, err)
-					answers := ts.raceForm(t, n, "/oauth2/token", map[string]string{
-						"grant_type": "authorization_code", "code": code, "redirect_uri": callback,
-					}, ts.as("web-client"))
-					won := tokensOf(t, requireOneWinner(t, answers, http.StatusBadRequest, "invalid_grant"))
-					require.False(t, ts.active(t, won.Access), "the reuse revoked the winner's access token")
-					require.False(t, ts.active(t, won.Refresh), "the reuse revoked the winner's refresh token")
-				})
-			}
-		}
+		eachRace(t, func(t *testing.T, n int) {
+			code, err := ts.Server.IssueAuthorizeCode(t.Context(), server.CodeRequest{ClientID: "web-client",
+				Subject: "alice", RedirectURI: callback, Scopes: []string{"openid", "offline_access"}, Nonce: "nonce-0123456789"})
+			require.NoError(t, err)
+			answers := ts.raceForm(t, n, "/oauth2/token", map[string]string{
+				"grant_type": "authorization_code", "code": code, "redirect_uri": callback,
+			}, ts.as("web-client"))
+			won := tokensOf(t, requireOneWinner(t, answers, http.StatusBadRequest, "invalid_grant"))
+			require.False(t, ts.active(t, won.Access), "the reuse revoked the winner's access token")
+			require.False(t, ts.active(t, won.Refresh), "the reuse revoked the winner's refresh token")
+		})
 	})
 }
 
@@ -57,24 +63,20 @@ func TestRefreshConcurrentUseOneWins(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, backend ...option) {
 		ts := newTestServer(t, backend...)
-		for _, n := range raceSizes {
-			for round := range raceRounds {
-				t.Run(fmt.Sprintf("%d requests round %d", n, round), func(t *testing.T) {
-					g := issueGrant(t, ts, "web-client", "offline_access")
-					answers := ts.raceForm(t, n, "/oauth2/token", map[string]string{
-						"grant_type": "refresh_token", "refresh_token": g.Refresh,
-					}, ts.as("web-client"))
-					won := tokensOf(t, requireOneWinner(t, answers, http.StatusBadRequest, "invalid_grant"))
-					for _, r := range answers {
-						if r.Status != http.StatusOK {
-							require.Contains(t, r.json(t)["error_description"], "already used")
-						}
-					}
-					require.False(t, ts.active(t, won.Access), "the reuse revoked the winner's access token")
-					require.False(t, ts.active(t, won.Refresh), "the reuse revoked the winner's refresh token")
-				})
+		eachRace(t, func(t *testing.T, n int) {
+			g := issueGrant(t, ts, "web-client", "offline_access")
+			answers := ts.raceForm(t, n, "/oauth2/token", map[string]string{
+				"grant_type": "refresh_token", "refresh_token": g.Refresh,
+			}, ts.as("web-client"))
+			won := tokensOf(t, requireOneWinner(t, answers, http.StatusBadRequest, "invalid_grant"))
+			for _, r := range answers {
+				if r.Status != http.StatusOK {
+					require.Contains(t, r.json(t)["error_description"], "already used")
+				}
 			}
-		}
+			require.False(t, ts.active(t, won.Access), "the reuse revoked the winner's access token")
+			require.False(t, ts.active(t, won.Refresh), "the reuse revoked the winner's refresh token")
+		})
 	})
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/latchauth/latch/secrets"
 	"github.com/latchauth/latch/storage"
+	"github.com/latchauth/latch/storage/conformance"
 )
 
 // A database that can be opened several times, as a restart does, and read
@@ -40,8 +41,7 @@ func databases(t *testing.T) map[string]func(t *testing.T) database {
 	}
 	if dsn := os.Getenv("LATCH_TEST_POSTGRES_DSN"); dsn != "" {
 		out["postgres"] = func(t *testing.T) database {
-			admin := rawDB(t, "pgx", dsn)
-			schemaDSN := newSchema(t, admin, dsn)
+			schemaDSN := conformance.PostgresSchema(t, dsn)
 			return database{driver: "postgres", dsn: schemaDSN, raw: rawDB(t, "pgx", schemaDSN)}
 		}
 	}

@@ -32,25 +32,32 @@ func singleUseTests() []subtest {
 // racers is how many concurrent uses each test releases at once.
 const racers = 12
 
-// raceUses runs use(i) for every racer at once (each waits on one
-// channel, closed when all stand ready) and returns their errors.
-func raceUses(use func(i int) error) []error {
-	errs := make([]error, racers)
+// Together runs fn(0) … fn(n-1) on n goroutines released at the same
+// moment (each waits on one channel, closed once all stand ready) and
+// returns when all are done: the way to race n uses of one single-use
+// thing.
+func Together(n int, fn func(i int)) {
 	start := make(chan struct{})
 	var ready, done sync.WaitGroup
-	for i := range racers {
+	for i := range n {
 		ready.Add(1)
 		done.Add(1)
 		go func() {
 			defer done.Done()
 			ready.Done()
 			<-start
-			errs[i] = use(i)
+			fn(i)
 		}()
 	}
 	ready.Wait()
 	close(start)
 	done.Wait()
+}
+
+// raceUses runs use(i) for every racer at once and returns their errors.
+func raceUses(use func(i int) error) []error {
+	errs := make([]error, racers)
+	Together(racers, func(i int) { errs[i] = use(i) })
 	return errs
 }
 
