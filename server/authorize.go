@@ -35,13 +35,13 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !redirectExact(ar) {
-		s.writeAuthorizeError(w, r, ar, fosite.ErrInvalidRequest)
+		s.writeAuthorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("The 'redirect_uri' parameter does not match any of the client's registered redirect URIs."))
 		return
 	}
-	// fosite checks the nonce's length only when it signs the ID token, at
-	// the token endpoint, after the code is spent; refuse it here instead.
-	if n := ar.GetRequestForm().Get("nonce"); n != "" && len(n) < s.oauth.Config.GetMinParameterEntropy(ctx) {
-		s.writeAuthorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHintf("The 'nonce' must be at least %d characters long.", s.oauth.Config.GetMinParameterEntropy(ctx)))
+	// Everything a later step would refuse is refused now, before a login
+	// or consent page is shown (preflight.go).
+	if err := s.checkAuthorizeRequest(ctx, ar); err != nil {
+		s.writeAuthorizeError(w, r, ar, err)
 		return
 	}
 	session, err := s.currentSession(r)
@@ -86,34 +86,29 @@ func (s *Server) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar 
 	rfc := oauthError(err)
 	if !redirectExact(ar) {
 		s.log.DebugContext(r.Context(), "authorization request refused", "error", rfc.ErrorField, "hint", rfc.HintField)
-		msg := "This sign-in request is not valid."
-		if ar == nil || ar.GetClient() == nil || errors.Is(err, fosite.ErrInvalidClient) {
-			msg = "The application asking you to sign in is not registered here."
-		} else if !ar.IsRedirectURIValid() || rfc.ErrorField == fosite.ErrInvalidRequest.ErrorField {
-			msg = "The application asked to return you to an address it has not registered."
-		}
 		if rfc.CodeField >= 500 {
 			s.renderStorageError(w, r, err)
 			return
 		}
-		s.renderError(w, r, http.StatusBadRequest, msg, rfc.GetDescription())
+		s.renderAuthorizeError(w, r, ar, rfc)
 		return
 	}
-	formPostHeaders(w, ar)
+	s.formPostHeaders(w, ar)
 	s.oauth.WriteAuthorizeError(r.Context(), w, ar, rfc)
 }
 
 // formPostHeaders secures the page fosite writes for response_mode
-// form_post, which auto-submits the code to the client: nothing may frame
-// it, and its form may post only to the client's redirect URI. fosite's
-// page submits itself from an inline onload handler, hence the script-src.
-func formPostHeaders(w http.ResponseWriter, ar fosite.AuthorizeRequester) {
+// form_post (templates/form_post.html), which carries the code to the
+// client: nothing may frame it, it runs only its own submitting script
+// (by hash), loads only our stylesheet, and its form may post only to the
+// client's redirect URI.
+func (s *Server) formPostHeaders(w http.ResponseWriter, ar fosite.AuthorizeRequester) {
 	if ar.GetResponseMode() != fosite.ResponseModeFormPost || ar.GetRedirectURI() == nil {
 		return
 	}
 	u := ar.GetRedirectURI()
 	h := w.Header()
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; form-action "+u.Scheme+"://"+u.Host+"; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src "+s.pages.FormPostScriptSource()+"; style-src 'self'; img-src 'self' data:; form-action "+u.Scheme+"://"+u.Host+"; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
@@ -219,7 +214,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 		s.writeAuthorizeError(w, r, ar, err)
 		return
 	}
-	formPostHeaders(w, ar)
+	s.formPostHeaders(w, ar)
 	s.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)
 }
 

@@ -169,7 +169,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, fn f
 // renderError shows the error page; it never redirects.
 func (s *Server) renderError(w http.ResponseWriter, r *http.Request, status int, message, hint string) {
 	s.render(w, r, status, func(b *bytes.Buffer) error {
-		return s.pages.Error(b, templates.ErrorData{Page: s.page(r, ""), Status: status, Message: message, Hint: hint})
+		return s.pages.Error(b, templates.ErrorData{Page: s.page(r, ""), Status: status, Message: message, Hint: hint, RequestID: requestID(r.Context())})
 	})
 }
 

@@ -125,13 +125,6 @@ func (s *Server) deviceDecide(w http.ResponseWriter, r *http.Request, code strin
 	var err error
 	switch r.PostFormValue("decision") {
 	case "allow":
-		if r.PostFormValue("remember") == "true" {
-			// Remembered for browser sign-ins; the device page always asks.
-			if err := s.store.SaveConsent(ctx, user.Username, req.GetClient().GetID(), req.GetRequestedScopes()); err != nil {
-				s.renderStorageError(w, r, err)
-				return
-			}
-		}
 		ar := &fosite.AuthorizeRequest{Request: *req}
 		for _, scope := range ar.GetRequestedScopes() {
 			ar.GrantScope(scope)

@@ -20,17 +20,17 @@ func TestAuthorizeRefusedWithoutRedirect(t *testing.T) {
 		extra map[string]string
 		says  string
 	}{
-		{"unknown client", map[string]string{"client_id": "no-such-client"}, "not registered here"},
-		{"unregistered redirect_uri", map[string]string{"client_id": "web-client", "redirect_uri": "https://evil.example/cb"}, "has not registered"},
+		{"unknown client", map[string]string{"client_id": "no-such-client"}, "Unknown application"},
+		{"unregistered redirect_uri", map[string]string{"client_id": "web-client", "redirect_uri": "https://evil.example/cb"}, "Unregistered return address"},
 		// fosite alone accepts a loopback URI on any port (RFC 8252 §7.3);
 		// SPEC asks for exact matching.
-		{"loopback redirect_uri on another port", map[string]string{"client_id": "web-client", "redirect_uri": "http://127.0.0.1:5556/cb"}, "has not registered"},
-		{"loopback redirect_uri on another port, public client", map[string]string{"client_id": "public-client", "redirect_uri": "http://127.0.0.1:5556/cb"}, "has not registered"},
-		{"redirect_uri with another path", map[string]string{"client_id": "web-client", "redirect_uri": callback + "/more"}, "has not registered"},
-		{"redirect_uri with an extra query", map[string]string{"client_id": "web-client", "redirect_uri": callback + "?x=1"}, "has not registered"},
-		{"no redirect_uri, two registered", map[string]string{"client_id": "web-client", "redirect_uri": ""}, ""},
+		{"loopback redirect_uri on another port", map[string]string{"client_id": "web-client", "redirect_uri": "http://127.0.0.1:5556/cb"}, "Unregistered return address"},
+		{"loopback redirect_uri on another port, public client", map[string]string{"client_id": "public-client", "redirect_uri": "http://127.0.0.1:5556/cb"}, "Unregistered return address"},
+		{"redirect_uri with another path", map[string]string{"client_id": "web-client", "redirect_uri": callback + "/more"}, "Unregistered return address"},
+		{"redirect_uri with an extra query", map[string]string{"client_id": "web-client", "redirect_uri": callback + "?x=1"}, "Unregistered return address"},
+		{"no redirect_uri, two registered", map[string]string{"client_id": "web-client", "redirect_uri": ""}, "Unregistered return address"},
 		{"client without redirect URIs", map[string]string{"client_id": "basic-client"}, ""},
-		{"markup in client_id", map[string]string{"client_id": "<script>alert(1)</script>"}, "not registered here"},
+		{"markup in client_id", map[string]string{"client_id": "<script>alert(1)</script>"}, "Unknown application"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -58,56 +58,47 @@ func TestAuthorizeRefusedWithoutRedirect(t *testing.T) {
 func TestAuthorizeErrorsAtCallback(t *testing.T) {
 	t.Parallel()
 
-	t.Run("public client without PKCE", func(t *testing.T) {
-		t.Parallel()
-		ts := newTestServer(t)
-		// RFC 7636 §4.4.1: a server that requires PKCE answers
-		// invalid_request. fosite checks PKCE when it issues the code, so
-		// this comes after the login and consent pages; authorize follows
-		// them if they are shown.
-		cb := ts.newBrowser(t).authorize(t, ts.authorizeURL("public-client", nil))
-		require.Equal(t, "invalid_request", cb.Query().Get("error"), "callback %s", cb)
-		require.Empty(t, cb.Query().Get("code"))
-		require.Equal(t, "state-1234567890", cb.Query().Get("state"))
-	})
-
-	for _, client := range []string{"public-client", "web-client"} {
-		t.Run("code_challenge_method=plain, "+client, func(t *testing.T) {
-			t.Parallel()
-			ts := newTestServer(t)
-			verifier := strings.Repeat("p", 43)
-			cb := ts.newBrowser(t).authorize(t, ts.authorizeURL(client, map[string]string{
-				"code_challenge": verifier, "code_challenge_method": "plain"}))
-			require.Equal(t, "invalid_request", cb.Query().Get("error"), "callback %s", cb)
-			require.Empty(t, cb.Query().Get("code"))
-			require.Equal(t, "state-1234567890", cb.Query().Get("state"))
-		})
-	}
-
+	// Each is refused at once, before a login or consent page: the
+	// browser is sent back to the client with the RFC's code and state.
+	// fosite itself checks PKCE, prompt and the OpenID Connect rules only
+	// when it issues the code, after the pages.
+	_, goodChallenge := pkcePair("early-verifier-0123456789012345678901234567")
 	for _, tt := range []struct {
-		name, code string
-		extra      map[string]string
-		early      bool // refused before anyone is asked to sign in
+		name, client, code string
+		extra              map[string]string
 	}{
-		{"scope the client may not ask for", "invalid_scope", map[string]string{"scope": "openid admin"}, true},
-		{"response_type=token", "unsupported_response_type", map[string]string{"response_type": "token"}, true},
-		{"unknown prompt", "invalid_request", map[string]string{"prompt": "bogus"}, false},
-		{"unknown code_challenge_method", "invalid_request", map[string]string{"code_challenge": strings.Repeat("c", 43), "code_challenge_method": "S512"}, false},
+		// RFC 7636 §4.4.1: a server that requires PKCE answers invalid_request.
+		{"public client without PKCE", "public-client", "invalid_request", nil},
+		{"code_challenge_method=plain, public-client", "public-client", "invalid_request", map[string]string{"code_challenge": strings.Repeat("p", 43), "code_challenge_method": "plain"}},
+		{"code_challenge_method=plain, web-client", "web-client", "invalid_request", map[string]string{"code_challenge": strings.Repeat("p", 43), "code_challenge_method": "plain"}},
+		{"code_challenge without a method (plain)", "public-client", "invalid_request", map[string]string{"code_challenge": goodChallenge}},
+		{"code_challenge_method without code_challenge", "web-client", "invalid_request", map[string]string{"code_challenge_method": "S256"}},
+		{"S256 code_challenge that is no SHA-256", "public-client", "invalid_request", map[string]string{"code_challenge": "too-short", "code_challenge_method": "S256"}},
+		{"unknown code_challenge_method", "web-client", "invalid_request", map[string]string{"code_challenge": strings.Repeat("c", 43), "code_challenge_method": "S512"}},
+		{"scope the client may not ask for", "web-client", "invalid_scope", map[string]string{"scope": "openid admin"}},
+		{"response_type=token", "web-client", "unsupported_response_type", map[string]string{"response_type": "token"}},
+		{"unknown prompt", "web-client", "invalid_request", map[string]string{"prompt": "bogus"}},
+		{"prompt=none with another value", "web-client", "invalid_request", map[string]string{"prompt": "none login"}},
+		{"id_token_hint not signed here", "web-client", "invalid_request", map[string]string{"id_token_hint": "eyJhbGciOiJub25lIn0.eyJzdWIiOiJhbGljZSJ9."}},
+		{"short nonce", "web-client", "invalid_request", map[string]string{"nonce": "n1"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			ts := newTestServer(t)
-			var q url.Values
-			if tt.early {
-				q = flowCallback(t, ts.newBrowser(t).get(t, ts.authorizeURL("web-client", tt.extra)))
-			} else {
-				q = ts.newBrowser(t).authorize(t, ts.authorizeURL("web-client", tt.extra)).Query()
-			}
+			q := flowCallback(t, ts.newBrowser(t).get(t, ts.authorizeURL(tt.client, tt.extra)))
 			require.Equal(t, tt.code, q.Get("error"), "%v", q)
 			require.Equal(t, "state-1234567890", q.Get("state"))
 			require.Empty(t, q.Get("code"))
 		})
 	}
+
+	t.Run("PKCE checked before the pages of a pushed request", func(t *testing.T) {
+		t.Parallel()
+		ts := newTestServer(t)
+		r := ts.post(t, "/oauth2/par", "form", map[string]string{"response_type": "code", "client_id": "public-client",
+			"redirect_uri": callback, "scope": "openid", "state": "state-1234567890"}, idAuth("public-client"))
+		requireError(t, r, http.StatusBadRequest, "invalid_request")
+	})
 
 	t.Run("consent denied", func(t *testing.T) {
 		t.Parallel()

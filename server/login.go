@@ -136,6 +136,7 @@ func (s *Server) handleConsent(w http.ResponseWriter, r *http.Request) {
 				Username:   user.Username,
 				Scopes:     scopeList(ar.GetRequestedScopes()),
 				Hidden:     map[string]string{"challenge": challenge},
+				Remember:   true,
 			})
 		}, ar.GetRedirectURI().String())
 		return

@@ -18,6 +18,9 @@ func (s *Server) handlePAR(w http.ResponseWriter, r *http.Request) {
 	if err == nil && !redirectExact(ar) {
 		err = fosite.ErrInvalidRequest.WithHint("The 'redirect_uri' parameter does not match any of the client's registered redirect URIs.")
 	}
+	if err == nil {
+		err = s.checkAuthorizeRequest(ctx, ar)
+	}
 	if err != nil {
 		s.writeOAuthError(ctx, w, r, err)
 		return

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/sha256"
+	"html/template"
 	"strings"
 	"time"
 
@@ -29,7 +30,7 @@ const parRequestURIPrefix = "urn:ietf:params:oauth:request_uri:"
 //
 // It also returns the device grant, whose token strategy and ID token
 // helper the fixture helpers (dev.go) mint with.
-func newProvider(cfg Config, signer jwt.Signer) (*fosite.Fosite, *deviceGrant) {
+func newProvider(cfg Config, signer jwt.Signer, formPost *template.Template) (*fosite.Fosite, *deviceGrant) {
 	// fosite uses the first 32 bytes of GlobalSecret; hashing a longer
 	// configured secret keeps all of its entropy.
 	key := sha256.Sum256(cfg.SystemSecret)
@@ -55,6 +56,9 @@ func newProvider(cfg Config, signer jwt.Signer) (*fosite.Fosite, *deviceGrant) {
 		// RFC 7523 (rfc7523.go): the client authenticates and lists the
 		// grant; assertions need jti, iat and exp at most this far ahead.
 		GrantTypeJWTBearerMaxDuration: jwtBearerMaxLifetime,
+		// Our styled page with a CSP-hashed script (formPostHeaders),
+		// not fosite's unstyled one with an inline onload handler.
+		FormPostHTMLTemplate: formPost,
 	}
 	strategy := newTokenStrategy(oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fc}, fc), signer, cfg.Issuer, cfg.AccessTokenFormat)
 	idTokens := &openid.DefaultStrategy{Signer: signer, Config: fc}

@@ -39,6 +39,9 @@ type ConsentData struct {
 	Username   string  // "Signed in as <Username>"
 	Scopes     []Scope // listed in words: Description, with Name in small code text
 	Hidden     map[string]string
+	// Remember offers the "Remember this decision" checkbox; the device
+	// flow's consent is always asked, so its page leaves it out.
+	Remember bool
 }
 
 // DeviceData is the page that asks for a device's user code.
@@ -63,6 +66,15 @@ type ErrorData struct {
 	Status  int    // HTTP status shown small
 	Message string // what went wrong, in words
 	Hint    string // optional: what the person can do
+	// Code is the OAuth error code (RFC 6749 §4.1.2.1), for whoever the
+	// person asks for help; RequestID is the X-Request-Id of the response,
+	// which finds the server's log line. Both optional.
+	Code      string
+	RequestID string
+	// Details is the developer's description of the error (fosite's
+	// description and hint), shown folded: it names parameters a person
+	// cannot act on, but the application's developer can.
+	Details string
 }
 
 var scopeDescriptions = map[string]string{

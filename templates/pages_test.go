@@ -59,7 +59,7 @@ func pages() []struct {
 						{"email", ScopeDescription("email")},
 						{"offline_access", ScopeDescription("offline_access")},
 					},
-					Hidden: map[string]string{"consent_challenge": "c1"},
+					Hidden: map[string]string{"consent_challenge": "c1"}, Remember: true,
 				})
 			},
 			action: "/oauth2/consent",

@@ -11,13 +11,17 @@ package templates
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"html/template"
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
+	"strings"
 )
 
 //go:embed *.html static
@@ -33,6 +37,9 @@ const (
 	deviceFile  = "device.html"
 	logoutFile  = "logout.html"
 	errorFile   = "error.html"
+	// formPostFile is a page of its own, not in the layout: fosite
+	// executes it with its own data (formPostData).
+	formPostFile = "form_post.html"
 )
 
 // Templates holds the parsed pages.
@@ -42,6 +49,9 @@ type Templates struct {
 	device  *template.Template
 	logout  *template.Template
 	errPage *template.Template
+
+	formPost       *template.Template
+	formPostScript string // CSP source of its one inline script
 }
 
 // Load parses every page from the embedded files; it fails if any page is
@@ -63,7 +73,7 @@ func Static() fs.FS {
 
 func load(fsys fs.FS) (*Templates, error) {
 	var missing []error
-	for _, name := range []string{layoutFile, loginFile, consentFile, deviceFile, logoutFile, errorFile} {
+	for _, name := range []string{layoutFile, loginFile, consentFile, deviceFile, logoutFile, errorFile, formPostFile} {
 		if _, err := fs.Stat(fsys, name); err != nil {
 			missing = append(missing, fmt.Errorf("templates: missing page %s: %w", name, err))
 		}
@@ -93,6 +103,10 @@ func load(fsys fs.FS) (*Templates, error) {
 		device:  page(deviceFile, DeviceData{}),
 		logout:  page(logoutFile, LogoutData{}),
 		errPage: page(errorFile, ErrorData{}),
+	}
+	t.formPost, t.formPostScript, err = parseFormPost(fsys)
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -172,3 +186,46 @@ func (t *Templates) Error(w io.Writer, d ErrorData) error {
 	d.defaults("Something went wrong")
 	return render(w, t.errPage, errorFile, d)
 }
+
+// formPostData is what fosite executes the form_post page with
+// (fosite.WriteAuthorizeFormPostResponse).
+type formPostData struct {
+	RedirURL   string
+	Parameters url.Values
+}
+
+// parseFormPost parses the form_post page and returns it with the CSP
+// source ('sha256-…') of its one inline script, which submits the form.
+// The script holds no template action, so the hash of the file's text is
+// the hash of what the browser runs.
+func parseFormPost(fsys fs.FS) (*template.Template, string, error) {
+	raw, err := fs.ReadFile(fsys, formPostFile)
+	if err != nil {
+		return nil, "", fmt.Errorf("templates: read %s: %w", formPostFile, err)
+	}
+	_, rest, ok := strings.Cut(string(raw), "<script>")
+	script, _, ok2 := strings.Cut(rest, "</script>")
+	if !ok || !ok2 || strings.Contains(script, "{{") || strings.Contains(rest, "<script") {
+		return nil, "", fmt.Errorf("templates: %s must hold exactly one inline script without template actions", formPostFile)
+	}
+	t, err := template.New(formPostFile).Parse(string(raw))
+	if err != nil {
+		return nil, "", fmt.Errorf("templates: parse %s: %w", formPostFile, err)
+	}
+	sample := formPostData{RedirURL: "https://client.example/cb", Parameters: url.Values{"code": {"c"}, "state": {"s"}}}
+	if err := t.Execute(io.Discard, sample); err != nil {
+		return nil, "", fmt.Errorf("templates: render %s: %w", formPostFile, err)
+	}
+	sum := sha256.Sum256([]byte(script))
+	return t, "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'", nil
+}
+
+// FormPost is the page that carries an authorization response to the
+// client by POST (OAuth 2.0 Form Post Response Mode), for
+// fosite.Config.FormPostHTMLTemplate. It submits itself with one inline
+// script; without JavaScript, a Continue button does.
+func (t *Templates) FormPost() *template.Template { return t.formPost }
+
+// FormPostScriptSource is the Content-Security-Policy source that allows
+// the form_post page's script and no other: its 'sha256-…' hash.
+func (t *Templates) FormPostScriptSource() string { return t.formPostScript }
