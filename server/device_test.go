@@ -138,6 +138,8 @@ func (b *browser) connect(t *testing.T, page response, typed, decision string) r
 	f := forms(t, r)[0]
 	require.ElementsMatch(t, []string{"decision=deny", "decision=allow"}, f.Buttons, "the consent page: %s", r.Body)
 	require.Equal(t, "/device", f.Action, "the consent form posts to the device page")
+	// The device's consent is always asked, so nothing offers to remember it.
+	require.False(t, hasInput(f, "remember"), "no remember box on the device consent page: %s", r.Body)
 	done := b.submit(t, r, map[string]string{"decision": decision})
 	flowRequirePage(t, done, http.StatusOK)
 	require.Empty(t, forms(t, done), "the last page has no form")
