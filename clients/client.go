@@ -38,12 +38,16 @@ type Client struct {
 	SecretHash string `json:"-"`
 	// RegistrationTokenHash is the SHA-256 (hex) of the RFC 7592
 	// registration access token of a dynamically registered client.
-	RegistrationTokenHash   string              `json:"-"`
-	RedirectURIs            []string            `json:"redirect_uris"`
-	PostLogoutRedirectURIs  []string            `json:"post_logout_redirect_uris"`
-	GrantTypes              []string            `json:"grant_types"`
-	ResponseTypes           []string            `json:"response_types"`
-	Scopes                  []string            `json:"scopes"`
+	RegistrationTokenHash  string   `json:"-"`
+	RedirectURIs           []string `json:"redirect_uris"`
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
+	GrantTypes             []string `json:"grant_types"`
+	ResponseTypes          []string `json:"response_types"`
+	Scopes                 []string `json:"scopes"`
+	// PrivateScopes are scopes of Scopes that discovery's scopes_supported
+	// does not list (an internal API's, say); the client may still ask
+	// for them.
+	PrivateScopes           []string            `json:"private_scopes,omitempty"`
 	Audience                []string            `json:"audience"`
 	TokenEndpointAuthMethod string              `json:"token_endpoint_auth_method"`
 	JWKS                    *jose.JSONWebKeySet `json:"jwks,omitempty"`
@@ -71,7 +75,7 @@ func (c *Client) GetAudience() fosite.Arguments   { return c.Audience }
 // key set, which nothing changes in place.
 func (c *Client) Clone() *Client {
 	cp := *c
-	for _, s := range []*[]string{&cp.RedirectURIs, &cp.PostLogoutRedirectURIs, &cp.GrantTypes, &cp.ResponseTypes, &cp.Scopes, &cp.Audience} {
+	for _, s := range []*[]string{&cp.RedirectURIs, &cp.PostLogoutRedirectURIs, &cp.GrantTypes, &cp.ResponseTypes, &cp.Scopes, &cp.PrivateScopes, &cp.Audience} {
 		if *s != nil {
 			*s = append([]string{}, *s...)
 		}

@@ -133,6 +133,11 @@ func Validate(c *Client) error {
 	}
 	words("scopes", c.Scopes)
 	words("audience", c.Audience)
+	for i, scope := range c.PrivateScopes {
+		if !slices.Contains(c.Scopes, scope) {
+			bad(fmt.Sprintf("private_scopes[%d]", i), "%q is not one of the client's scopes", scope)
+		}
+	}
 	if c.AccessTokenFormat != "" {
 		oneOf("access_token_format", c.AccessTokenFormat, []string{"opaque", "jwt"})
 	}

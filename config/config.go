@@ -125,6 +125,7 @@ type Client struct {
 	GrantTypes              []string        `yaml:"grant_types"`
 	ResponseTypes           []string        `yaml:"response_types"`
 	Scopes                  []string        `yaml:"scopes"`
+	PrivateScopes           []string        `yaml:"private_scopes"` // not listed in discovery
 	Audience                []string        `yaml:"audience"`
 	TokenEndpointAuthMethod string          `yaml:"token_endpoint_auth_method"`
 	JWKS                    json.RawMessage `yaml:"jwks"` // nil, or a JWK set written as YAML, held as JSON

@@ -33,6 +33,7 @@ func (c Client) Model() (*clients.Client, error) {
 		GrantTypes:              c.GrantTypes,
 		ResponseTypes:           c.ResponseTypes,
 		Scopes:                  c.Scopes,
+		PrivateScopes:           c.PrivateScopes,
 		Audience:                c.Audience,
 		TokenEndpointAuthMethod: c.AuthMethod(),
 		AccessTokenFormat:       c.AccessTokenFormat,

@@ -13,6 +13,11 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	if alg == "" {
 		alg = "RS256"
 	}
+	scopes, err := s.supportedScopes(r.Context())
+	if err != nil {
+		s.writeOAuthError(r.Context(), w, r, err)
+		return
+	}
 	doc := map[string]any{
 		"issuer":                                s.cfg.Issuer,
 		"authorization_endpoint":                s.url(pathAuthorize),
@@ -25,7 +30,7 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		"pushed_authorization_request_endpoint": s.url(pathPAR),
 		"device_authorization_endpoint":         s.url(pathDeviceAuth),
 		"require_pushed_authorization_requests": false,
-		"scopes_supported":                      []string{"openid", "profile", "email", "groups", "offline_access"},
+		"scopes_supported":                      scopes,
 		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash",
 			"name", "preferred_username", "email", "email_verified", "groups"},
 		"response_types_supported":                         []string{"code"},

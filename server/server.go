@@ -126,6 +126,9 @@ type Server struct {
 	metrics       *metrics
 	// limits are the token endpoint's per-client buckets (ratelimit.go).
 	limits clientLimiters
+	// scopes is discovery's scopes_supported, kept a few seconds
+	// (discovery_scopes.go).
+	scopes scopesCache
 }
 
 // New assembles a Server. It loads (or creates) the system secret, so the

@@ -1,0 +1,60 @@
+package server
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// standardScopes are the scopes Latch itself gives meaning to: always
+// listed in discovery, whether a client uses them or not.
+var standardScopes = []string{"openid", "profile", "email", "groups", "offline_access"}
+
+// scopesTTL is how long discovery's scope list is reused: SPEC's bound on
+// any in-process cache, so a client added on another instance shows up
+// within 5 seconds.
+const scopesTTL = 5 * time.Second
+
+// scopesCache keeps the last scopes_supported and when it was computed.
+type scopesCache struct {
+	mu   sync.Mutex
+	at   time.Time
+	list []string
+}
+
+// supportedScopes is discovery's scopes_supported (RFC 8414 §2): the
+// standard scopes and every scope some client may request, unless that
+// client marks it private (clients.Client.PrivateScopes). A scope one
+// client marks private and another lists openly is listed. Sorted, so the
+// document does not change from one call to the next.
+func (s *Server) supportedScopes(ctx context.Context) ([]string, error) {
+	s.scopes.mu.Lock()
+	defer s.scopes.mu.Unlock()
+	now := s.now()
+	if s.scopes.list != nil && now.Sub(s.scopes.at) < scopesTTL && !now.Before(s.scopes.at) {
+		return s.scopes.list, nil
+	}
+	all, err := s.store.ListClients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	for _, scope := range standardScopes {
+		set[scope] = true
+	}
+	for _, c := range all {
+		for _, scope := range c.Scopes {
+			if !slices.Contains(c.PrivateScopes, scope) {
+				set[scope] = true
+			}
+		}
+	}
+	list := make([]string, 0, len(set))
+	for scope := range set {
+		list = append(list, scope)
+	}
+	slices.Sort(list)
+	s.scopes.at, s.scopes.list = now, list
+	return list, nil
+}
