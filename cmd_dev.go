@@ -121,12 +121,16 @@ demo clients:
 get a token (client_credentials):
   curl -s -u %[4]s:%[5]s -d grant_type=client_credentials -d scope=read %[1]s/oauth2/token
 sign in with a browser (%[6]s, then exchange the code with -u %[6]s:%[5]s):
-  %[1]s/oauth2/auth?response_type=code&client_id=%[6]s&redirect_uri=%[7]s&scope=openid+profile+email&state=xyz12345&nonce=n0nce1234
+  %[1]s/oauth2/auth?response_type=code&client_id=%[6]s&redirect_uri=%[7]s&scope=openid+profile+email+offline_access&state=xyz12345&nonce=n0nce1234
 sign in with PKCE (%[8]s), then exchange the code:
   %[1]s/oauth2/auth?%[10]s
   curl -s -d grant_type=authorization_code -d client_id=%[8]s -d redirect_uri=%[7]s -d code_verifier=%[11]s -d code=PASTE_THE_CODE %[1]s/oauth2/token
 connect a device (then open verification_uri_complete in a browser):
   curl -s -d client_id=%[9]s -d scope='openid profile offline_access' %[1]s/oauth2/device/auth
+any client id works, dev mode only: an unknown client_id is created on first use, public (PKCE)
+  or, when it sends a secret, confidential with that secret; any http://127.0.0.1 or localhost
+  redirect URI is accepted for it. Registration is on: POST %[1]s/oauth2/register
+the login page also signs in any subject with any claims (a JSON object), dev mode only
 test helpers, dev mode only: POST %[1]s/dev/tokens, /dev/expire, /dev/fail (JSON; see the README)
   curl -s -H 'Content-Type: application/json' -d '{"client_id":"%[6]s","subject":"%[2]s","scope":"openid profile","id_token":true}' %[1]s/dev/tokens
 `, issuer, demoUsername, demoPassword,

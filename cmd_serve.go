@@ -58,6 +58,8 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 		// and published demo credentials), and is often reached by name
 		// from another container: any http issuer will do.
 		f.InsecureHTTP = true
+		// As on a mock server, clients may register themselves (RFC 7591).
+		f.Registration.Enabled = true
 	}
 	if err := validate(f); err != nil {
 		return err

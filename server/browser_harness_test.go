@@ -124,9 +124,16 @@ func hasAttr(n *html.Node, key string) bool {
 // (an empty value removes a field), from this server's origin.
 func (b *browser) submit(t *testing.T, page response, set map[string]string) response {
 	t.Helper()
+	require.Len(t, forms(t, page), 1, "the page has one form: %s", page.Body)
+	return b.submitForm(t, page, 0, set)
+}
+
+// submitForm is submit for the i-th form of a page with several.
+func (b *browser) submitForm(t *testing.T, page response, i int, set map[string]string) response {
+	t.Helper()
 	fs := forms(t, page)
-	require.Len(t, fs, 1, "the page has one form: %s", page.Body)
-	f := fs[0]
+	require.Greater(t, len(fs), i, "the page has a form %d: %s", i, page.Body)
+	f := fs[i]
 	values := url.Values{}
 	for k, v := range f.Fields {
 		values[k] = v

@@ -16,6 +16,7 @@ import (
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/latchauth/latch/clients"
+	"github.com/latchauth/latch/users"
 )
 
 // Access token formats (tokens.access_token_format and a client's
@@ -150,6 +151,17 @@ func (s *tokenStrategy) accessTokenClaims(r fosite.Requester) (jwt.MapClaims, er
 	}
 	if at := authTime(sess); !at.IsZero() {
 		claims["auth_time"] = at.Unix()
+	}
+	// The user's claims of the ID token (profile claims of the granted
+	// scopes, custom claims), as Keycloak and mock servers put them in
+	// access tokens: an API reads them without calling userinfo. The
+	// protocol claims above stay the server's.
+	if ds, ok := sess.(*openid.DefaultSession); ok && ds != nil && ds.Claims != nil {
+		for k, v := range ds.Claims.Extra {
+			if _, set := claims[k]; !set && !users.ReservedClaim(k) {
+				claims[k] = v
+			}
+		}
 	}
 	return claims, nil
 }

@@ -50,6 +50,13 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, challenge, ar, http.StatusOK, "", "")
 		return
 	}
+	if s.cfg.DevMode && r.PostForm.Has("subject") {
+		// Dev mode's second form (devlogin.go).
+		if ls, ok := s.devSignIn(w, r, challenge, ar); ok {
+			s.proceed(w, r, ar, challenge, ls, true)
+		}
+		return
+	}
 	_, ls, ok := s.signIn(w, r, func(status int, username, msg string) {
 		s.renderLogin(w, r, challenge, ar, status, username, msg)
 	})
@@ -89,15 +96,25 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, rerender func(st
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, challenge string, ar fosite.AuthorizeRequester, status int, username, msg string) {
+	d := s.loginData(r, challenge, ar)
+	d.Username, d.Error = username, msg
+	s.renderLoginData(w, r, ar, status, d)
+}
+
+// loginData is the login page of the authorization request ar.
+func (s *Server) loginData(r *http.Request, challenge string, ar fosite.AuthorizeRequester) templates.LoginData {
+	return templates.LoginData{
+		Page:       s.page(r, ""),
+		Action:     pathLogin,
+		ClientName: clientName(ar.GetClient()),
+		Hidden:     map[string]string{"challenge": challenge},
+		Dev:        s.cfg.DevMode,
+	}
+}
+
+func (s *Server) renderLoginData(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, status int, d templates.LoginData) {
 	s.render(w, r, status, func(b *bytes.Buffer) error {
-		return s.pages.Login(b, templates.LoginData{
-			Page:       s.page(r, ""),
-			Action:     pathLogin,
-			ClientName: clientName(ar.GetClient()),
-			Username:   username,
-			Error:      msg,
-			Hidden:     map[string]string{"challenge": challenge},
-		})
+		return s.pages.Login(b, d)
 	}, ar.GetRedirectURI().String())
 }
 

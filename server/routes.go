@@ -30,12 +30,15 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc(pathJWKS, s.handleJWKS).Methods(get...)
 	r.HandleFunc(pathOpenAPI, s.handleOpenAPI).Methods(get...)
 
-	r.HandleFunc(pathAuthorize, s.handleAuthorize).Methods(both...)
-	r.HandleFunc(pathToken, s.handleToken).Methods(post...)
+	// In dev mode an unknown client id is created on first use (devclients.go).
+	pageFail := func(w http.ResponseWriter, r *http.Request, err error) { s.writeAuthorizeError(w, r, nil, err) }
+	jsonFail := func(w http.ResponseWriter, r *http.Request, err error) { s.writeOAuthError(r.Context(), w, r, err) }
+	r.HandleFunc(pathAuthorize, s.devAutoClients(s.handleAuthorize, pageFail)).Methods(both...)
+	r.HandleFunc(pathToken, s.devAutoClients(s.handleToken, jsonFail)).Methods(post...)
 	r.HandleFunc(pathIntrospect, s.handleIntrospect).Methods(post...)
 	r.HandleFunc(pathRevoke, s.handleRevoke).Methods(post...)
-	r.HandleFunc(pathPAR, s.handlePAR).Methods(post...)
-	r.HandleFunc(pathDeviceAuth, s.handleDeviceAuthorization).Methods(post...)
+	r.HandleFunc(pathPAR, s.devAutoClients(s.handlePAR, jsonFail)).Methods(post...)
+	r.HandleFunc(pathDeviceAuth, s.devAutoClients(s.handleDeviceAuthorization, jsonFail)).Methods(post...)
 	r.Handle(pathDevice, s.protectForms(http.HandlerFunc(s.handleDevice))).Methods(both...)
 	if s.cfg.RegistrationEnabled {
 		r.HandleFunc(pathRegister, s.handleRegister).Methods(post...)

@@ -129,6 +129,8 @@ type Server struct {
 	// scopes is discovery's scopes_supported, kept a few seconds
 	// (discovery_scopes.go).
 	scopes scopesCache
+	// dev is what dev mode knows of the clients it created (devclients.go).
+	dev devClients
 }
 
 // New assembles a Server. It loads (or creates) the system secret, so the

@@ -25,6 +25,13 @@ type LoginData struct {
 	// Hidden holds extra hidden inputs, rendered sorted by name (e.g.
 	// "login_challenge").
 	Hidden map[string]string
+	// Dev adds dev mode's second form: a subject and its claims (a JSON
+	// object), with the same hidden fields. Subject, Claims and DevError
+	// refill it after a refusal.
+	Dev      bool
+	Subject  string
+	Claims   string
+	DevError string
 }
 
 // Scope is one requested scope as the consent page lists it.

@@ -18,6 +18,10 @@ var reservedClaims = map[string]bool{
 	"client_id": true, "scope": true, "cnf": true,
 }
 
+// ReservedClaim reports whether name is a protocol claim the server sets
+// for each token, which a user's claims may never set.
+func ReservedClaim(name string) bool { return reservedClaims[name] }
+
 // scopeClaims are the standard claims each scope releases.
 var scopeClaims = map[string][]string{
 	"profile": {"name", "preferred_username"},
