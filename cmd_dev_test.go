@@ -9,9 +9,10 @@ import (
 	"github.com/latchauth/latch/passhash"
 )
 
-// TestServeDevPrintsAndHelpers: --dev prints what issue 6 asks for (the
-// issuer, each demo client and the user, each with a URL or a curl line)
-// and mounts the /dev/ helpers; serve without --dev does not.
+// TestServeDevPrintsAndHelpers: --dev prints the issuer, each demo client
+// and the user, each with a URL or a curl line, and what dev mode adds
+// (any client id, registration), and mounts the /dev/ helpers and
+// registration; serve without --dev does not.
 func TestServeDevPrintsAndHelpers(t *testing.T) {
 	t.Chdir(t.TempDir())
 	issuer, out := startServe(t, nil, "--dev", "--listen", "127.0.0.1:0")
@@ -24,6 +25,9 @@ func TestServeDevPrintsAndHelpers(t *testing.T) {
 		"-d code_verifier=" + demoCodeVerifier,
 		"-d client_id=demo-device",
 		issuer + "/dev/tokens",
+		"&scope=openid+profile+email+offline_access&",
+		"an unknown client_id is created on first use",
+		"POST " + issuer + "/oauth2/register",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("dev output lacks %q:\n%s", want, out)
@@ -34,8 +38,14 @@ func TestServeDevPrintsAndHelpers(t *testing.T) {
 		t.Fatalf("POST /dev/tokens in dev mode: %d %s", status, body)
 	}
 
+	// Dynamic registration is on in dev mode, as on a mock server.
+	status, body = postJSON(t, issuer+"/oauth2/register", `{"redirect_uris":["http://127.0.0.1:5555/cb"],"token_endpoint_auth_method":"none"}`)
+	if status != http.StatusCreated {
+		t.Errorf("POST /oauth2/register in dev mode: %d %s", status, body)
+	}
+
 	plain, _ := startServe(t, map[string]string{"LATCH_DATABASE_DSN": "plain.db"}, "--listen", "127.0.0.1:0")
-	for _, path := range []string{"/dev/tokens", "/dev/expire", "/dev/fail"} {
+	for _, path := range []string{"/dev/tokens", "/dev/expire", "/dev/fail", "/oauth2/register"} {
 		if status, body := postJSON(t, plain+path, `{"client_id":"demo-web"}`); status != http.StatusNotFound {
 			t.Errorf("POST %s without --dev: %d %s", path, status, body)
 		}

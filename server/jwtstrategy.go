@@ -52,6 +52,11 @@ type tokenStrategy struct {
 	signer jwt.Signer
 	issuer string
 	format string // the server's default: formatOpaque or formatJWT
+	// userClaims puts the user's ID token claims in JWT access tokens too,
+	// as mock servers do: dev mode only. Otherwise they stay out, for
+	// userinfo and the ID token, since every API the token reaches reads
+	// an access token.
+	userClaims bool
 }
 
 var _ oauth2.CoreStrategy = (*tokenStrategy)(nil)
@@ -152,11 +157,10 @@ func (s *tokenStrategy) accessTokenClaims(r fosite.Requester) (jwt.MapClaims, er
 	if at := authTime(sess); !at.IsZero() {
 		claims["auth_time"] = at.Unix()
 	}
-	// The user's claims of the ID token (profile claims of the granted
-	// scopes, custom claims), as Keycloak and mock servers put them in
-	// access tokens: an API reads them without calling userinfo. The
-	// protocol claims above stay the server's.
-	if ds, ok := sess.(*openid.DefaultSession); ok && ds != nil && ds.Claims != nil {
+	// In dev mode, the user's claims of the ID token (profile claims of
+	// the granted scopes, custom claims); the protocol claims above stay
+	// the server's.
+	if ds, ok := sess.(*openid.DefaultSession); ok && s.userClaims && ds != nil && ds.Claims != nil {
 		for k, v := range ds.Claims.Extra {
 			if _, set := claims[k]; !set && !users.ReservedClaim(k) {
 				claims[k] = v

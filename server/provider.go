@@ -61,6 +61,7 @@ func newProvider(cfg Config, signer jwt.Signer, formPost *template.Template) (*f
 		FormPostHTMLTemplate: formPost,
 	}
 	strategy := newTokenStrategy(oauth2.NewHMACSHAStrategy(&hmac.HMACStrategy{Config: fc}, fc), signer, cfg.Issuer, cfg.AccessTokenFormat)
+	strategy.userClaims = cfg.DevMode
 	idTokens := &openid.DefaultStrategy{Signer: signer, Config: fc}
 	idHelper := &openid.IDTokenHandleHelper{IDTokenStrategy: idTokens}
 	store := cfg.Store
