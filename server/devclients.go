@@ -131,13 +131,20 @@ func (s *Server) ensureDevClient(ctx context.Context, d devRequest) error {
 		return nil
 	}
 	s.dev.mu.Lock()
-	defer s.dev.mu.Unlock()
-	awaiting, made := s.dev.made[d.id]
+	_, made := s.dev.made[d.id]
+	s.dev.mu.Unlock()
 	if !made {
+		// The common case, a registered client, takes no lock.
 		_, err := s.store.GetClient(ctx, d.id)
 		if !errors.Is(err, storage.ErrNotFound) {
 			return err // registered (nil), or the store failed
 		}
+	}
+	// One change at a time: two first uses of one id create it once.
+	s.dev.mu.Lock()
+	defer s.dev.mu.Unlock()
+	awaiting, made := s.dev.made[d.id]
+	if !made {
 		if len(s.dev.made) >= devMaxClients {
 			return nil // fosite answers invalid_client
 		}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -99,6 +100,33 @@ func TestDevModeUnregisteredClientsWithOAuth2(t *testing.T) {
 		cc.ClientSecret = "wrong"
 		_, err = cc.Token(ctx)
 		require.Error(t, err, "the secret it was created with is checked")
+	})
+
+	t.Run("concurrent first uses: one secret wins", func(t *testing.T) {
+		const n = 6
+		results := make(chan int, n)
+		for i := range n {
+			go func() {
+				cc := clientcredentials.Config{ClientID: "never-registered-race", ClientSecret: fmt.Sprintf("race-secret-%d", i), TokenURL: provider.Endpoint().TokenURL,
+					AuthStyle: oauth2.AuthStyleInHeader}
+				if _, err := cc.Token(ctx); err == nil {
+					results <- 1
+				} else {
+					results <- 0
+				}
+			}()
+		}
+		won := 0
+		for range n {
+			won += <-results
+		}
+		require.Equal(t, 1, won, "exactly one of the concurrent first secrets is the client's")
+	})
+
+	t.Run("device authorization", func(t *testing.T) {
+		r := ts.post(t, "/oauth2/device/auth", "form", map[string]string{"scope": "openid profile"}, idAuth("never-registered-tv"))
+		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+		require.NotEmpty(t, r.json(t)["device_code"])
 	})
 
 	t.Run("no foreign redirect URI", func(t *testing.T) {
