@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/latchauth/latch/clients"
+	"github.com/latchauth/latch/storage"
 )
 
 // TestDiscoveryListsClientScopes: scopes_supported names every scope a
@@ -50,4 +51,17 @@ func TestPrivateScopesMustBeScopes(t *testing.T) {
 	err := clients.Validate(&clients.Client{ID: "x", TokenEndpointAuthMethod: clients.AuthMethodNone,
 		GrantTypes: []string{"refresh_token"}, Scopes: []string{"read"}, PrivateScopes: []string{"write"}})
 	require.ErrorContains(t, err, "private_scopes[0]")
+}
+
+// listFails is a store whose client list is unavailable.
+type listFails struct{ storage.Store }
+
+func (listFails) ListClients(context.Context) ([]*clients.Client, error) { return nil, errInjected }
+
+// TestDiscoveryReportsStorageFailure: without the client list, discovery
+// answers 503 rather than a scopes_supported that leaves scopes out.
+func TestDiscoveryReportsStorageFailure(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, withStoreWrapper(func(st storage.Store) storage.Store { return listFails{st} }))
+	requireError(t, ts.get(t, "/.well-known/openid-configuration"), http.StatusServiceUnavailable, "temporarily_unavailable")
 }
