@@ -191,15 +191,21 @@ func (ts *testServer) authorizeURL(clientID string, extra map[string]string) str
 	return ts.URL + "/oauth2/auth?" + q.Encode()
 }
 
+// loginPage follows an authorization request to its login page.
+func (b *browser) loginPage(t *testing.T, authURL string) response {
+	t.Helper()
+	loginURL := location(t, b.get(t, authURL))
+	require.True(t, strings.HasPrefix(loginURL, "/login?challenge="), "sent to the login page, not %s", loginURL)
+	page := b.get(t, loginURL)
+	require.Equal(t, http.StatusOK, page.Status, "login page: %s", page.Body)
+	return page
+}
+
 // signIn follows an authorization request through the login page as
 // username and returns the answer to the login form.
 func (b *browser) signIn(t *testing.T, authURL, username, password string) response {
 	t.Helper()
-	r := b.get(t, authURL)
-	loginURL := location(t, r)
-	require.True(t, strings.HasPrefix(loginURL, "/login?challenge="), "sent to the login page, not %s", loginURL)
-	page := b.get(t, loginURL)
-	require.Equal(t, http.StatusOK, page.Status, "login page: %s", page.Body)
+	page := b.loginPage(t, authURL)
 	return b.submit(t, page, map[string]string{"username": username, "password": password})
 }
 

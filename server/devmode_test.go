@@ -18,16 +18,12 @@ import (
 // asked; it returns the callback URL.
 func (b *browser) devSignIn(t *testing.T, authURL, subject, claims string) *url.URL {
 	t.Helper()
-	r := b.get(t, authURL)
-	loginURL := location(t, r)
-	require.True(t, strings.HasPrefix(loginURL, "/login?challenge="), "sent to the login page, not %s", loginURL)
-	page := b.get(t, loginURL)
-	require.Equal(t, http.StatusOK, page.Status, "login page: %s", page.Body)
+	page := b.loginPage(t, authURL)
 	fs := forms(t, page)
 	require.Len(t, fs, 2, "dev mode's login page has a second form")
 	require.Equal(t, []string{"=" /* one unnamed submit button */}, fs[1].Buttons)
 	require.Equal(t, fs[0].Fields.Get("challenge"), fs[1].Fields.Get("challenge"), "the hidden fields are kept")
-	r = b.submitForm(t, page, 1, map[string]string{"subject": subject, "claims": claims})
+	r := b.submitForm(t, page, 1, map[string]string{"subject": subject, "claims": claims})
 	loc := location(t, r)
 	if strings.HasPrefix(loc, "/consent?") {
 		r = b.submit(t, b.get(t, loc), map[string]string{"decision": "allow"})
@@ -168,8 +164,7 @@ func TestDevModeIsOffWithoutDev(t *testing.T) {
 	require.Error(t, err, "nothing was created")
 
 	b := ts.newBrowser(t)
-	r = b.get(t, ts.authorizeURL("web-client", nil))
-	page := b.get(t, location(t, r))
+	page := b.loginPage(t, ts.authorizeURL("web-client", nil))
 	require.Len(t, forms(t, page), 1, "no dev form on the login page")
 	require.NotContains(t, string(page.Body), `name="subject"`)
 	// A posted subject is no way in either.
@@ -231,7 +226,7 @@ func TestDevLoginRefusals(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			b := ts.newBrowser(t)
-			page := b.get(t, location(t, b.get(t, ts.authorizeURL("web-client", nil))))
+			page := b.loginPage(t, ts.authorizeURL("web-client", nil))
 			r := b.submitForm(t, page, 1, map[string]string{"subject": tt.subject, "claims": tt.claims})
 			flowRequirePage(t, r, http.StatusBadRequest)
 			p := parsePage(t, r.Body)

@@ -57,11 +57,7 @@ func TestRealBrowserFormPostWithoutJavaScript(t *testing.T) {
 		return chromedp.Void{}, err
 	}))
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(rp.authorizeURL(ts, "form_post"))))
-	await(t, ctx, "#username")
-	require.NoError(t, chromedp.Do(ctx,
-		chromedp.SendKeys(chromedp.CSS("#username"), "alice"),
-		chromedp.SendKeys(chromedp.CSS("#password"), "alice-password"),
-		chromedp.Click(chromedp.CSS(`button[type=submit]`))))
+	signInAs(t, ctx, "alice", "alice-password")
 	await(t, ctx, "button[value=allow]")
 	require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS("button[value=allow]")),
 		chromedp.WaitVisible(chromedp.CSS("#form-post button"))))

@@ -209,12 +209,18 @@ func await(t *testing.T, ctx context.Context, sel string) {
 // then allows on the consent page; see allow.
 func signInAndAllow(t *testing.T, ctx context.Context, rp *relyingParty, password, mode string) rpHit {
 	t.Helper()
+	signInAs(t, ctx, "alice", password)
+	return allow(t, ctx, rp, mode)
+}
+
+// signInAs fills the login page the browser shows and submits it.
+func signInAs(t *testing.T, ctx context.Context, username, password string) {
+	t.Helper()
 	await(t, ctx, "#username")
 	require.NoError(t, chromedp.Do(ctx,
-		chromedp.SendKeys(chromedp.CSS("#username"), "alice"),
+		chromedp.SendKeys(chromedp.CSS("#username"), username),
 		chromedp.SendKeys(chromedp.CSS("#password"), password),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`))))
-	return allow(t, ctx, rp, mode)
 }
 
 // allow waits for the consent page, allows, and returns what the relying

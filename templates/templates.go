@@ -208,7 +208,9 @@ func parseFormPost(fsys fs.FS) (*template.Template, string, error) {
 	if !ok || !ok2 || strings.Contains(script, "{{") || strings.Contains(rest, "<script") {
 		return nil, "", fmt.Errorf("templates: %s must hold exactly one inline script without template actions", formPostFile)
 	}
-	t, err := template.New(formPostFile).Parse(string(raw))
+	// The layout's shared parts (meta, brand) come along; its own body
+	// is a template of this set that nobody executes.
+	t, err := template.New(formPostFile).ParseFS(fsys, layoutFile, formPostFile)
 	if err != nil {
 		return nil, "", fmt.Errorf("templates: parse %s: %w", formPostFile, err)
 	}
