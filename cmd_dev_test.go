@@ -3,9 +3,11 @@ package main
 import (
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/latchauth/latch/latchtest"
 	"github.com/latchauth/latch/passhash"
 )
 
@@ -94,5 +96,21 @@ func TestDevSigningKeyOnlyInDevMode(t *testing.T) {
 	prod, _ := startServe(t, map[string]string{"LATCH_DATABASE_DSN": ":memory:"}, "--listen", "127.0.0.1:0")
 	if strings.Contains(jwks(prod), "latch-dev-public-key") {
 		t.Fatal("serve without --dev uses the public dev key")
+	}
+}
+
+// TestSignInHelperAgainstDevServe: latchtest.SignIn, which drives the
+// pages like a browser, signs in with the password form of a --dev login
+// page that also carries dev mode's subject form.
+func TestSignInHelperAgainstDevServe(t *testing.T) {
+	t.Chdir(t.TempDir())
+	issuer, _ := startServe(t, nil, "--dev", "--listen", "127.0.0.1:0")
+	authURL := issuer + "/oauth2/auth?" + url.Values{
+		"response_type": {"code"}, "client_id": {demoWebClientID}, "redirect_uri": {demoRedirectURI},
+		"scope": {"openid"}, "state": {"state-signin-1"}, "nonce": {"nonce-signin-1"},
+	}.Encode()
+	code, err := latchtest.SignIn(t.Context(), nil, authURL, demoRedirectURI, "state-signin-1", demoUsername, demoPassword)
+	if err != nil || code == "" {
+		t.Fatalf("SignIn against --dev: %q, %v", code, err)
 	}
 }

@@ -201,7 +201,7 @@ func callbackCode(target, state string) (string, error) {
 	return q.Get("code"), nil
 }
 
-// form is the one form of a page: where it posts, the values a browser
+// form is the first form of a page: where it posts, the values a browser
 // would send (hidden and text inputs, checked boxes), and the names of its
 // submit buttons.
 type form struct {
@@ -228,9 +228,12 @@ func parseForm(body string) (*form, error) {
 			}
 			switch n.Data {
 			case "form":
-				if f == nil {
-					f = &form{action: a["action"], values: url.Values{}, inputs: map[string]bool{}, buttons: map[string]bool{}}
+				// Only the first form's fields: dev mode's login page has a
+				// second form, whose fields must not ride along.
+				if f != nil {
+					return
 				}
+				f = &form{action: a["action"], values: url.Values{}, inputs: map[string]bool{}, buttons: map[string]bool{}}
 			case "input":
 				if _, checked := a["checked"]; f != nil && a["name"] != "" {
 					f.inputs[a["name"]] = true
