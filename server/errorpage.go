@@ -58,14 +58,11 @@ var authorizeTexts = map[string]pageText{
 var textDefault = pageText{"This sign-in cannot continue",
 	"The application sent a sign-in request that this service cannot accept."}
 
-// textFor picks the page text of err for the request ar (nil when fosite
-// could not even parse it).
+// textFor picks the page text of rfc for the request ar (nil when fosite
+// could not even parse it): by its code, except for the redirect URI.
 func textFor(ar fosite.AuthorizeRequester, rfc *fosite.RFC6749Error) pageText {
 	if rfc.ErrorField == fosite.ErrInvalidRequest.ErrorField && redirectUnregistered(ar) {
 		return textRedirect
-	}
-	if ar == nil || ar.GetClient() == nil {
-		return authorizeTexts[fosite.ErrInvalidClient.ErrorField]
 	}
 	if t, ok := authorizeTexts[rfc.ErrorField]; ok {
 		return t
