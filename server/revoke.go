@@ -2,12 +2,15 @@ package server
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/ory/fosite"
 
 	"github.com/latchauth/latch/storage"
@@ -61,13 +64,9 @@ func (q OAuthRevokeRequest) Form() url.Values {
 func readRevokeRequest(r *http.Request) (OAuthRevokeRequest, error) {
 	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mediaType == "application/json" {
-		var q OAuthRevokeRequest
-		dec := json.NewDecoder(r.Body)
-		if err := dec.Decode(&q); err != nil {
-			return q, fosite.ErrInvalidRequest.WithHint("The request body is not a JSON object of string fields.").WithWrap(err)
-		}
-		if dec.More() {
-			return q, fosite.ErrInvalidRequest.WithHint("The request body holds more than one JSON value.")
+		q, err := decodeRevokeJSON(r.Body)
+		if err != nil {
+			return q, err
 		}
 		r.PostForm = q.Form()
 		r.Form = r.PostForm
@@ -82,6 +81,25 @@ func readRevokeRequest(r *http.Request) (OAuthRevokeRequest, error) {
 		ClientID:      r.PostForm.Get("client_id"),
 		ClientSecret:  r.PostForm.Get("client_secret"),
 	}, nil
+}
+
+// decodeRevokeJSON reads a JSON revocation body strictly: field names
+// match exactly (case-sensitive: "TOKEN" is not "token", so it cannot
+// revoke), a field named twice is refused rather than the last one
+// winning, every known field is a string, and nothing follows the object.
+// Unknown fields are ignored, as RFC 6749 §3.2 asks of unknown
+// parameters. encoding/json would fold case and keep the last duplicate;
+// the JSON v2 decoder refuses both by default.
+func decodeRevokeJSON(body io.Reader) (OAuthRevokeRequest, error) {
+	var q OAuthRevokeRequest
+	err := jsonv2.UnmarshalRead(body, &q)
+	switch {
+	case errors.Is(err, jsontext.ErrDuplicateName):
+		return q, fosite.ErrInvalidRequest.WithHint("The request body names a field more than once.").WithWrap(err)
+	case err != nil:
+		return q, fosite.ErrInvalidRequest.WithHint("The request body is not a JSON object of string fields.").WithWrap(err)
+	}
+	return q, nil
 }
 
 // handleRevoke is POST /oauth2/revoke. fosite's flow does the work (client
