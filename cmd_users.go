@@ -13,6 +13,7 @@ import (
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/passhash"
 	"github.com/latchauth/latch/storage"
+	"github.com/latchauth/latch/users"
 )
 
 func (c *cli) usersCommand() *cobra.Command {
@@ -93,6 +94,9 @@ func (c *cli) usersAdd() *cobra.Command {
 				case err == nil:
 					return fmt.Errorf("user %q already exists (latch users set-password %s changes the password)", u.Username, u.Username)
 				case !errors.Is(err, storage.ErrNotFound):
+					return err
+				}
+				if err := users.CheckNotClientID(cmd.Context(), st, u.Username); err != nil {
 					return err
 				}
 				c.warnDeclaredUser(f, u.Username)

@@ -136,3 +136,17 @@ func TestUsersErrors(t *testing.T) {
 		t.Fatal("bob was added by a failed command")
 	}
 }
+
+// TestUsersAddRefusesClientID: a user may not take a client's id as its
+// name, since that client's client_credentials tokens have it as subject.
+func TestUsersAddRefusesClientID(t *testing.T) {
+	env := cliDB(t)
+	mustLatch(t, env, "", "clients", "create", "--id", "svc")
+	_, _, err := latch(t, env, "svc-password\n", "users", "add", "--username", "svc")
+	if err == nil || !strings.Contains(err.Error(), "a username may not be a client id") {
+		t.Fatalf("users add --username svc: %v, want a refusal", err)
+	}
+	if _, err := storedUser(t, env, "svc"); err == nil {
+		t.Fatal("the user was added")
+	}
+}

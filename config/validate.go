@@ -30,6 +30,7 @@ func (f File) Validate() error {
 	p.trustedProxies(f.TrustedProxies)
 	p.clients(f.Clients)
 	p.users(f.Users)
+	p.usernamesNotClientIDs(f)
 	return errors.Join(p...)
 }
 

@@ -90,6 +90,21 @@ var reservedClaims = map[string]string{
 	"groups": "groups", "preferred_username": "username",
 }
 
+// usernamesNotClientIDs: a client_credentials token's subject is its
+// client id, so a user named like a client would share that subject with
+// it at every resource server that reads sub.
+func (p *problems) usernamesNotClientIDs(f File) {
+	ids := map[string]int{}
+	for i, c := range f.Clients {
+		ids[c.ID] = i
+	}
+	for i, u := range f.Users {
+		if j, clash := ids[u.Username]; clash && u.Username != "" {
+			p.add(fmt.Sprintf("users[%d].username", i), "%q is the id of clients[%d]; a username may not be a client id", u.Username, j)
+		}
+	}
+}
+
 func (p *problems) users(list []User) {
 	seen := map[string]int{}
 	for i, u := range list {

@@ -213,3 +213,15 @@ func TestKeySet(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateUsernameNotClientID: a user named like a client would share
+// the subject of that client's client_credentials tokens.
+func TestValidateUsernameNotClientID(t *testing.T) {
+	f := parse(t, fullYAML(t))
+	f.Users[1].Username = f.Clients[0].ID
+	err := f.Validate()
+	want := fmt.Sprintf("users[1].username: %q is the id of clients[0]; a username may not be a client id", f.Clients[0].ID)
+	if err == nil || err.Error() != want {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+}

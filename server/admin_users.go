@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -13,6 +14,7 @@ import (
 	"github.com/latchauth/latch/clients"
 	"github.com/latchauth/latch/passhash"
 	"github.com/latchauth/latch/storage"
+	"github.com/latchauth/latch/users"
 )
 
 // adminUser is a built-in user as the admin API shows it: never the
@@ -116,6 +118,13 @@ func (s *Server) handleAdminCreateUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := in.check(true); err != nil {
+		s.writeAdminError(w, r, userWhat(in.Username), err)
+		return
+	}
+	if err := users.CheckNotClientID(r.Context(), s.store, in.Username); err != nil {
+		if errors.Is(err, users.ErrNameIsClient) {
+			err = clients.ValidationError{{Field: "username", Reason: users.ErrNameIsClient.Error()}}
+		}
 		s.writeAdminError(w, r, userWhat(in.Username), err)
 		return
 	}

@@ -46,6 +46,7 @@ func mintGrant(t *testing.T, ts *testServer, clientID string, issuedAt time.Time
 	require.NoError(t, err)
 	sess := openid.NewDefaultSession()
 	sess.Subject = "alice"
+	sess.Username = "alice" // as userSession sets it after alice signs in
 	sess.SetExpiresAt(fosite.AccessToken, issuedAt.Add(fc.AccessTokenLifespan).Round(time.Second))
 	sess.SetExpiresAt(fosite.RefreshToken, issuedAt.Add(fc.RefreshTokenLifespan).Round(time.Second))
 	req := fosite.NewAccessRequest(sess)
