@@ -52,12 +52,19 @@ func (s *Server) authenticateIntrospectionCaller(r *http.Request, token string) 
 		if bearer == token {
 			return fosite.ErrInvalidClient.WithHint("The bearer token and the token to introspect are the same.")
 		}
-		tu, _, err := s.oauth.IntrospectToken(ctx, bearer, fosite.AccessToken, newSession())
+		tu, ar, err := s.oauth.IntrospectToken(ctx, bearer, fosite.AccessToken, newSession())
 		if errors.Is(err, storage.ErrUnavailable) {
 			return err
 		}
 		if err != nil || tu != fosite.AccessToken {
 			return fosite.ErrInvalidClient.WithHint("The bearer token is not an active access token.")
+		}
+		if ar.GetClient() == nil || ar.GetClient().IsPublic() {
+			// The same rule as for a client that authenticates itself: a
+			// public client's token (an SPA's, a native app's) is in
+			// the hands of whoever runs that app, and would make the
+			// endpoint a token oracle for them.
+			return fosite.ErrInvalidClient.WithHint("The bearer token was not issued to a confidential client.")
 		}
 		return nil
 	}

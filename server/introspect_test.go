@@ -61,6 +61,7 @@ func TestIntrospect(t *testing.T) {
 	accessOfGrant := func(t *testing.T, got map[string]any) {
 		require.Equal(t, "read offline_access", got["scope"])
 		require.Equal(t, "alice", got["sub"])
+		require.Equal(t, "alice", got["username"])
 		require.Equal(t, "access_token", got["token_use"])
 		require.Equal(t, float64(fx.grantAt.Add(time.Hour).Round(time.Second).Unix()), got["exp"])
 	}
@@ -188,7 +189,12 @@ func requireActiveShape(t *testing.T, ts *testServer, got map[string]any) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	require.Equal(t, []string{"active", "client_id", "exp", "iat", "iss", "scope", "sub", "token_type", "token_use"}, keys)
+	want := []string{"active", "client_id", "exp", "iat", "iss", "scope", "sub", "token_type", "token_use"}
+	if _, ok := got["username"]; ok {
+		// A token of a user's sign-in names the user (RFC 7662 §2.2).
+		want = append(want, "username")
+	}
+	require.Equal(t, want, keys)
 	require.Equal(t, true, got["active"])
 	require.Equal(t, ts.URL, got["iss"])
 	require.Equal(t, "Bearer", got["token_type"])
