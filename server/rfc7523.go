@@ -71,6 +71,9 @@ func (h jwtBearerGrant) HandleTokenEndpointRequest(ctx context.Context, ar fosit
 	if err := h.Config.GetAudienceStrategy(ctx)(client.GetAudience(), ar.GetRequestedAudience()); err != nil {
 		return err
 	}
+	if err := checkAssertionTimes(ar.GetRequestForm().Get("assertion"), time.Now(), jwtBearerMaxLifetime, refuseGrantAssertion); err != nil {
+		return err
+	}
 	err := h.Handler.HandleTokenEndpointRequest(ctx, ar)
 	if errors.Is(err, fosite.ErrJTIKnown) {
 		// Also the race of two requests with one jti: the store's insert
@@ -108,6 +111,11 @@ func clientAuthentication(fc *fosite.Config, store fosite.Storage) fosite.Client
 			// RFC 6749 §2.3: one authentication method per request; fosite
 			// would look at the assertion alone.
 			return nil, fosite.ErrInvalidClient.WithHint("The request uses a client assertion and a client secret; use one client authentication method.")
+		}
+		if form.Get("client_assertion_type") != "" {
+			if err := checkAssertionTimes(form.Get("client_assertion"), time.Now(), clientAssertionMaxAhead, refuseClientAssertion); err != nil {
+				return nil, err
+			}
 		}
 		client, err := f.DefaultClientAuthenticationStrategy(ctx, r, form)
 		if err == nil {
