@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ory/fosite"
 	"golang.org/x/sync/singleflight"
@@ -63,7 +64,23 @@ func HashChosen(secret string) (string, error) {
 
 // Hasher checks client secrets for fosite (fosite.Hasher). It is safe for
 // concurrent use.
+//
+// A wrong secret costs at most one argon2id run, and each stored slow hash
+// (so each client with a chosen secret) has a failure budget: after
+// failureBurst wrong secrets, checks that would need argon2id are refused
+// with a *ThrottledError until the budget refills (one failure per
+// failureRefill). A secret already verified (in the cache) still passes at
+// once, so a client that keeps working is not locked out by someone
+// guessing its secret; a client's first request after a restart may be
+// refused while it is under attack. Generated secrets (SHA-256) cost
+// nothing to check and cannot be guessed, so they have no budget. The
+// budgets live in this process: like the per-client rate limit, each
+// instance protects its own CPU.
 type Hasher struct {
+	// Verify checks a secret against a slow hash; nil is passhash.Verify.
+	// Tests count argon2id runs through it.
+	Verify func(hash, secret string) error
+
 	cache *verifiedCache
 	// inflight makes concurrent checks of one (hash, secret) pair share a
 	// single argon2id run: a burst of a client's first requests would
@@ -71,14 +88,26 @@ type Hasher struct {
 	inflight singleflight.Group
 	// slow bounds the argon2id checks running at once (one per CPU), so a
 	// flood of distinct wrong secrets queues instead of taking memory.
-	slow chan struct{}
+	slow     chan struct{}
+	failures *failureBudgets
 }
 
 var _ fosite.Hasher = (*Hasher)(nil)
 
+// The failure budget of one stored slow hash: ten wrong secrets at once,
+// then one every six seconds.
+const (
+	failureBurst  = 10
+	failureRefill = 6 * time.Second
+)
+
 // NewHasher returns a Hasher whose cache holds at most size verified pairs.
 func NewHasher(size int) *Hasher {
-	return &Hasher{cache: newVerifiedCache(size), slow: make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))}
+	return &Hasher{
+		cache:    newVerifiedCache(size),
+		slow:     make(chan struct{}, max(2, runtime.GOMAXPROCS(0))),
+		failures: newFailureBudgets(failureBurst, failureRefill),
+	}
 }
 
 // Hash hashes a chosen secret.
@@ -88,7 +117,9 @@ func (h *Hasher) Hash(_ context.Context, data []byte) ([]byte, error) {
 }
 
 // Compare returns nil if data is the secret of hash, in constant time for
-// the fast format and through the cache for the slow ones.
+// the fast format and through the cache for the slow ones; ErrMismatch for
+// a wrong secret, and a *ThrottledError when the stored hash has used up
+// its failure budget and data is not a secret verified before.
 func (h *Hasher) Compare(_ context.Context, hash, data []byte) error {
 	stored := string(hash)
 	switch {
@@ -102,13 +133,23 @@ func (h *Hasher) Compare(_ context.Context, hash, data []byte) error {
 		if h.cache.has(key) {
 			return nil
 		}
+		if wait := h.failures.exhausted(hash, time.Now()); wait > 0 {
+			return &ThrottledError{RetryAfter: wait}
+		}
 		_, err, _ := h.inflight.Do(string(key[:]), func() (any, error) {
 			// Not cancelled with the caller's request: others share this run.
 			if h.slow != nil {
 				h.slow <- struct{}{}
 				defer func() { <-h.slow }()
 			}
-			if verify(stored, string(data)) != nil {
+			// Again after the wait: failures of the checks queued
+			// ahead of this one may have used up the budget.
+			if wait := h.failures.exhausted(hash, time.Now()); wait > 0 {
+				return nil, &ThrottledError{RetryAfter: wait}
+			}
+			if h.verify(stored, string(data)) != nil {
+				// Spent once per run, however many callers shared it.
+				h.failures.spend(hash, time.Now())
 				return nil, ErrMismatch
 			}
 			h.cache.add(key)
@@ -121,8 +162,12 @@ func (h *Hasher) Compare(_ context.Context, hash, data []byte) error {
 	}
 }
 
-// verify checks a secret against a slow hash (a variable for tests).
-var verify = passhash.Verify
+func (h *Hasher) verify(hash, secret string) error {
+	if h.Verify != nil {
+		return h.Verify(hash, secret)
+	}
+	return passhash.Verify(hash, secret)
+}
 
 // IsHash reports whether s is in one of the stored formats above.
 func IsHash(s string) bool {

@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 
+	"github.com/latchauth/latch/clients"
 	"github.com/latchauth/latch/storage"
 )
 
@@ -29,6 +30,11 @@ func oauthError(err error) *fosite.RFC6749Error {
 // writer, adding WWW-Authenticate for 401s as RFC 6749 §5.2 asks.
 func (s *Server) writeOAuthError(ctx context.Context, w http.ResponseWriter, r *http.Request, err error) {
 	rfc := oauthError(err)
+	var throttled *clients.ThrottledError
+	if errors.As(err, &throttled) && !errors.Is(err, storage.ErrUnavailable) {
+		w.Header().Set("Retry-After", retryAfterSeconds(throttled))
+		rfc = errSecretsThrottled()
+	}
 	if rfc.CodeField == http.StatusUnauthorized {
 		// auth-params are comma-separated (RFC 7235 §4.1, RFC 6750 §3).
 		challenge := `Basic realm="latch"`

@@ -130,7 +130,10 @@ func startServer(t *testing.T, o serverOptions) *testServer {
 	t.Cleanup(func() { _ = st.Close() })
 	require.NoError(t, st.Migrate(ctx), "migrate")
 
-	hasher := clients.NewHasher(100)
+	hasher := o.cfg.Hasher
+	if hasher == nil {
+		hasher = clients.NewHasher(100)
+	}
 	secrets := o.secrets
 	if secrets == nil {
 		secrets = createClients(t, &clients.Manager{Store: st, Hasher: hasher})

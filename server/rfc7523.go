@@ -122,16 +122,7 @@ func clientAuthentication(fc *fosite.Config, store fosite.Storage) fosite.Client
 			return client, nil
 		}
 		if form.Get("client_assertion") == "" && form.Get("client_assertion_type") == "" {
-			if id := claimedClientID(r, form); id != "" && !errors.Is(err, storage.ErrUnavailable) {
-				// The client may come from the store's cache, a moment
-				// older than a secret just rotated on another instance:
-				// a refusal is checked once more against the database.
-				if forget, ok := store.(storage.ClientForgetter); ok {
-					forget.ForgetClient(ctx, id)
-					return f.DefaultClientAuthenticationStrategy(ctx, r, form)
-				}
-			}
-			return client, err
+			return secretRefused(ctx, f, store, r, form, err)
 		}
 		if errors.Is(err, storage.ErrUnavailable) {
 			return nil, err
@@ -148,6 +139,9 @@ func clientAuthentication(fc *fosite.Config, store fosite.Storage) fosite.Client
 		hint := rfc.HintField
 		if hint == "" {
 			hint = rfc.DescriptionField
+		}
+		if revealsAuthMethod(hint) {
+			hint = ""
 		}
 		return nil, fosite.ErrInvalidClient.WithHint(hint).WithWrap(err)
 	}

@@ -21,12 +21,14 @@ type UnitOfWork interface {
 	Unit(ctx context.Context) (context.Context, func(err error) error)
 }
 
-// ClientForgetter drops a client from the store's cache, so the next read
-// comes from the database: client authentication (secret or
-// private_key_jwt) checks a refusal once more against it, since the cached
-// client may be older than a credential just rotated elsewhere.
-type ClientForgetter interface {
-	ForgetClient(ctx context.Context, id string)
+// ClientReloader answers a refused client secret: the client fosite
+// checked may come from the cache, a moment older than a secret just
+// rotated on another instance, so the server asks whether the stored row
+// has another secret hash before it concludes; only then is the secret
+// checked again. A wrong secret thus costs one hash run and drops nothing
+// from the cache.
+type ClientReloader interface {
+	ReloadClient(ctx context.Context, id string) (changed bool, err error)
 }
 
 // Backuper writes a consistent copy of the database to a new file while it
@@ -50,9 +52,9 @@ type RateLimited interface {
 }
 
 var (
-	_ UnitOfWork      = (*GormStore)(nil)
-	_ ClientForgetter = (*GormStore)(nil)
-	_ Backuper        = (*GormStore)(nil)
-	_ PoolStats       = (*GormStore)(nil)
-	_ RateLimited     = (*clients.Client)(nil)
+	_ UnitOfWork     = (*GormStore)(nil)
+	_ ClientReloader = (*GormStore)(nil)
+	_ Backuper       = (*GormStore)(nil)
+	_ PoolStats      = (*GormStore)(nil)
+	_ RateLimited    = (*clients.Client)(nil)
 )

@@ -106,3 +106,44 @@ func memoOf(ctx context.Context) *clientMemo {
 	m, _ := ctx.Value(memoKey{}).(*clientMemo)
 	return m
 }
+
+// ReloadClient reads client id from the database (ClientReloader). When
+// its secret hash differs from the one callers in ctx were given (from
+// ctx's memo or the cache), that one entry is replaced and changed is
+// true. Otherwise nothing changes: no entry is dropped and the cache's
+// generation stays, so a wrong secret costs other callers nothing.
+func (s *GormStore) ReloadClient(ctx context.Context, id string) (bool, error) {
+	if _, inTx := txOf(ctx); inTx {
+		return false, nil // read through the transaction: already fresh
+	}
+	now := time.Now()
+	given, gen, cached := s.clients.get(id, now)
+	memo := memoOf(ctx)
+	if memo != nil {
+		memo.mu.Lock()
+		if c, ok := memo.clients[id].(*clients.Client); ok {
+			given = c
+		}
+		memo.mu.Unlock()
+	}
+	if given == nil {
+		return false, nil // fosite read the row itself just now
+	}
+	var row clientRow
+	if err := s.reader(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+		return false, translate(err)
+	}
+	fresh, err := row.client()
+	if err != nil || fresh.SecretHash == given.SecretHash {
+		return false, err
+	}
+	if cached {
+		s.clients.put(id, fresh, gen, now)
+	}
+	if memo != nil {
+		memo.mu.Lock()
+		memo.clients[id] = fresh
+		memo.mu.Unlock()
+	}
+	return true, nil
+}
