@@ -40,9 +40,11 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		writeJSON(w, http.StatusOK, map[string]bool{"active": false})
+		s.countIntrospection(false)
 		return
 	}
 	writeJSON(w, http.StatusOK, s.introspection(tu, ar))
+	s.countIntrospection(true)
 }
 
 func (s *Server) authenticateIntrospectionCaller(r *http.Request, token string) error {

@@ -76,9 +76,11 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, rerender func(st
 	<-s.passwordChecks
 	switch {
 	case errors.Is(err, users.ErrRateLimited):
+		s.metrics.loginFails.Inc()
 		rerender(http.StatusTooManyRequests, username, "Too many failed attempts. Wait a few minutes, then try again.")
 		return nil, nil, false
 	case errors.Is(err, users.ErrInvalidCredentials):
+		s.metrics.loginFails.Inc()
 		// RFC 9110 §15.5.2: a 401 names how to authenticate; here, the form.
 		w.Header().Set("WWW-Authenticate", `Form realm="latch"`)
 		rerender(http.StatusUnauthorized, username, "Wrong username or password.")

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"encoding/json"
 	"math"
 	"net/http"
 	"net/url"
@@ -128,7 +127,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 
 // requestInfo is what the inner (per-route) middleware learns for the
 // outer one: the route template, and the request the handler saw (whose
-// parsed form is read after it answers).
+// parsed form gives the client id of the log line).
 type requestInfo struct {
 	mu    sync.Mutex
 	route string
@@ -171,7 +170,7 @@ func newRequestID() string {
 func (s *Server) nameRoute(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if info, ok := r.Context().Value(requestInfoKey{}).(*requestInfo); ok {
-			route := "unknown"
+			route := "unmatched"
 			if cur := mux.CurrentRoute(r); cur != nil {
 				if tpl, err := cur.GetPathTemplate(); err == nil {
 					route = tpl
@@ -186,10 +185,12 @@ func (s *Server) nameRoute(next http.Handler) http.Handler {
 }
 
 // observe wraps the whole server: it keeps or makes the request id, and
-// after the answer logs one line and counts the request. It reads only
-// the route, method, status, client id and (for introspection) the
-// "active" member of the answer: never the query, a token, a code, a
-// secret or a password.
+// after the answer logs one line and counts the request, every label from
+// a closed set (route template or "unmatched", methodLabel, status). It
+// reads only the route, method, status and client id: never the query, a
+// token, a code, a secret, a password or the answer's body. What a request
+// achieved (a token issued, revoked or introspected, a failed sign-in) is
+// counted by its handler, where it happens.
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -201,7 +202,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		info := &requestInfo{route: "unmatched"}
 		ctx := context.WithValue(context.WithValue(r.Context(), requestIDKey{}, id), requestInfoKey{}, info)
 		r = r.WithContext(ctx)
-		rec := &statusRecorder{ResponseWriter: w, keep: keepBody(r)}
+		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
 		if rec.status == 0 {
 			rec.status = http.StatusOK
@@ -215,12 +216,11 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			inner = r
 		}
 		clientID := requestClientID(inner)
-		status := strconv.Itoa(rec.status)
-		s.metrics.requests.WithLabelValues(route, r.Method, status).Inc()
-		s.metrics.latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
-		s.countOutcome(route, r.Method, rec, inner)
+		method := methodLabel(r.Method)
+		s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(rec.status)).Inc()
+		s.metrics.latency.WithLabelValues(route, method).Observe(elapsed.Seconds())
 
-		attrs := []any{"request_id", id, "route", route, "method", r.Method, "status", rec.status,
+		attrs := []any{"request_id", id, "route", route, "method", method, "status", rec.status,
 			"duration", elapsed.Round(time.Microsecond)}
 		if clientID != "" {
 			attrs = append(attrs, "client_id", clientID)
@@ -229,49 +229,38 @@ func (s *Server) observe(next http.Handler) http.Handler {
 	})
 }
 
-// countOutcome updates the domain counters from a finished request.
-func (s *Server) countOutcome(route, method string, rec *statusRecorder, r *http.Request) {
-	if method != http.MethodPost {
-		return
+// methodLabel is the method as a label from a closed set: the methods of
+// RFC 9110 §9 and PATCH as they are, anything else "other". A client
+// chooses the method freely (any token is one), and each new label value
+// would be a new series kept for the life of the process.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
 	}
-	switch route {
-	case pathToken:
-		if rec.status == http.StatusOK {
-			gt := "unknown"
-			if r.PostForm != nil {
-				if v := r.PostForm.Get("grant_type"); v != "" && len(v) <= 128 && s.knownGrant(v) {
-					gt = v
-				}
-			}
-			s.metrics.issued.WithLabelValues(gt).Inc()
-		}
-	case pathRevoke:
-		if rec.status == http.StatusOK {
-			s.metrics.revoked.Inc()
-		}
-	case pathIntrospect:
-		if rec.status == http.StatusOK {
-			var body struct {
-				Active bool `json:"active"`
-			}
-			active := "false"
-			if json.Unmarshal(rec.body.Bytes(), &body) == nil && body.Active {
-				active = "true"
-			}
-			s.metrics.introspects.WithLabelValues(active).Inc()
-		}
-	case pathLogin, pathDevice:
-		if rec.status == http.StatusUnauthorized && strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), "Form") ||
-			route == pathLogin && rec.status == http.StatusTooManyRequests {
-			s.metrics.loginFails.Inc()
-		}
+	return "other"
+}
+
+// countIssued counts a successful token endpoint answer by its grant type,
+// where the token is written.
+func (s *Server) countIssued(ctx context.Context, grantType string) {
+	if !s.knownGrant(ctx, grantType) {
+		grantType = "unknown"
 	}
+	s.metrics.issued.WithLabelValues(grantType).Inc()
+}
+
+// countIntrospection counts an introspection answer by whether the token
+// was active, where the answer is made.
+func (s *Server) countIntrospection(active bool) {
+	s.metrics.introspects.WithLabelValues(strconv.FormatBool(active)).Inc()
 }
 
 // knownGrant keeps the grant_type label bounded: only grants a handler of
 // this server takes (they just succeeded) become labels.
-func (s *Server) knownGrant(grantType string) bool {
-	return !strings.ContainsAny(grantType, " \t\r\n") && s.grantSupported(context.Background(), grantType)
+func (s *Server) knownGrant(ctx context.Context, grantType string) bool {
+	return len(grantType) <= 128 && !strings.ContainsAny(grantType, " \t\r\n") && s.grantSupported(ctx, grantType)
 }
 
 // requestClientID is the client id a request names: the Basic auth
@@ -292,13 +281,4 @@ func requestClientID(r *http.Request) string {
 		id = id[:256]
 	}
 	return id
-}
-
-// captureBody is the cap on the answer body kept for the metrics (the
-// introspection answer's "active").
-const captureBody = 64 << 10
-
-// keepBody marks which routes' answers observe reads.
-func keepBody(r *http.Request) bool {
-	return r.Method == http.MethodPost && r.URL.Path == pathIntrospect
 }

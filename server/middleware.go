@@ -1,18 +1,15 @@
 package server
 
 import (
-	"bytes"
 	"net/http"
 	"runtime/debug"
 )
 
 // statusRecorder remembers the status a handler wrote, for the access log
-// and the metrics, and keeps the start of the body when keep is set.
+// and the metrics.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
-	keep   bool
-	body   bytes.Buffer
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
@@ -25,9 +22,6 @@ func (r *statusRecorder) WriteHeader(code int) {
 func (r *statusRecorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
-	}
-	if r.keep && r.body.Len() < captureBody {
-		r.body.Write(b[:min(len(b), captureBody-r.body.Len())])
 	}
 	return r.ResponseWriter.Write(b)
 }

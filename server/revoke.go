@@ -124,6 +124,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.oauth.WriteRevocationResponse(ctx, w, nil)
+	s.metrics.revoked.Inc()
 }
 
 // revoke runs fosite's revocation of r as one unit of work: the client and

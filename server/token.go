@@ -58,6 +58,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.oauth.WriteAccessResponse(ctx, w, ar, resp)
+	s.countIssued(ctx, r.PostForm.Get("grant_type"))
 }
 
 // grantSupported reports whether a token endpoint handler takes grantType.
