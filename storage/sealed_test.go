@@ -140,7 +140,9 @@ func ecSigningKey(t *testing.T, kid string) (*storage.SigningKey, string) {
 	require.NoError(t, err)
 	raw, err := jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: "ES256", Use: "sig"}.MarshalJSON()
 	require.NoError(t, err)
-	d := base64.RawURLEncoding.EncodeToString(k.D.FillBytes(make([]byte, 32)))
+	scalar, err := k.Bytes() // the fixed-length big-endian private scalar
+	require.NoError(t, err)
+	d := base64.RawURLEncoding.EncodeToString(scalar)
 	require.Contains(t, string(raw), d)
 	return &storage.SigningKey{KID: kid, Algorithm: "ES256", PrivateJWK: raw, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}, d
 }
