@@ -9,6 +9,7 @@ import (
 
 	"github.com/latchauth/latch/storage"
 	"github.com/latchauth/latch/templates"
+	"github.com/latchauth/latch/users"
 )
 
 // handleDevice is GET and POST /device, the page of RFC 8628 §3.3 where a
@@ -73,13 +74,17 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 
 // enteredDeviceCode returns the normalized user code of the form and its
 // pending device authorization, or shows the code entry again with an
-// error and returns nil. Wrong codes are rate-limited per address, like
-// failed logins: a person who mistypes gets five tries, then one every
-// 12 seconds, far too few to guess a code before it expires.
+// error and returns nil. Wrong codes are throttled per address, like
+// failed logins (deviceGuessRule), far too slowly to guess a code before
+// it expires.
 func (s *Server) enteredDeviceCode(w http.ResponseWriter, r *http.Request) (string, *storage.DeviceCode) {
 	typed := r.PostFormValue("user_code")
-	addr := s.clientKey(r)
-	if !s.deviceGuesses.Allow(addr, addr) {
+	guesses := users.NewCounter("device addr", s.clientKey(r), deviceGuessRule)
+	if wait, err := s.guessThrottle.Wait(r.Context(), guesses); err != nil {
+		s.renderStorageError(w, r, err)
+		return "", nil
+	} else if wait > 0 {
+		setRetryAfter(w, wait)
 		s.renderDeviceEntry(w, r, http.StatusTooManyRequests, typed, "Too many wrong codes. Wait a minute, then try again.")
 		return "", nil
 	}
@@ -94,7 +99,10 @@ func (s *Server) enteredDeviceCode(w http.ResponseWriter, r *http.Request) (stri
 		}
 	}
 	if dc == nil {
-		s.deviceGuesses.Failure(addr, addr)
+		if err := s.guessThrottle.Fail(r.Context(), guesses); err != nil {
+			s.renderStorageError(w, r, err)
+			return "", nil
+		}
 		s.renderDeviceEntry(w, r, http.StatusBadRequest, typed,
 			"That code is not valid, or it has expired. Check the code your device shows and try again.")
 		return "", nil

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/time/rate"
 
 	"github.com/latchauth/latch/users"
 )
@@ -225,8 +224,9 @@ func flowCookie(t *testing.T, r response, name string) *http.Cookie {
 func TestWrongPasswordPerAddress(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, func(o *serverOptions) {
-		// No refill during the test, however slow the machine.
-		o.cfg.LoginLimits = users.LimiterOptions{UserBurst: 100, AddrBurst: 3, PerAddr: rate.Every(time.Hour)}
+		// An hour's wait: nothing expires during the test, however slow
+		// the machine.
+		o.cfg.LoginRules = users.LoginRules{Addr: users.Rule{Free: 3, Base: time.Hour, Max: time.Hour, Forget: time.Hour}}
 	})
 	b := ts.newBrowser(t)
 	page := b.get(t, location(t, b.get(t, ts.authorizeURL("web-client", nil))))

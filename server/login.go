@@ -74,10 +74,12 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, rerender func(st
 	s.passwordChecks <- struct{}{}
 	user, err := s.users.Authenticate(r.Context(), username, password, s.clientKey(r))
 	<-s.passwordChecks
+	var limited *users.RateLimitedError
 	switch {
-	case errors.Is(err, users.ErrRateLimited):
+	case errors.As(err, &limited):
 		s.metrics.loginFails.Inc()
-		rerender(http.StatusTooManyRequests, username, "Too many failed attempts. Wait a few minutes, then try again.")
+		setRetryAfter(w, limited.RetryAfter)
+		rerender(http.StatusTooManyRequests, username, waitMessage(limited.RetryAfter))
 		return nil, nil, false
 	case errors.Is(err, users.ErrInvalidCredentials):
 		s.metrics.loginFails.Inc()

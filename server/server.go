@@ -68,9 +68,9 @@ type Config struct {
 	// LoginSessionLifespan is how long a browser stays signed in (default
 	// 24h).
 	LoginSessionLifespan time.Duration
-	// LoginLimits rate-limits failed logins; zero values take the users
-	// package defaults.
-	LoginLimits users.LimiterOptions
+	// LoginRules throttle failed logins (users.LoginRules); zero Rules
+	// take users.DefaultLoginRules.
+	LoginRules users.LoginRules
 
 	// AdminToken is the bearer token of the admin API; empty turns the
 	// admin API off.
@@ -120,9 +120,9 @@ type Server struct {
 	// device is the composed device grant: its strategy and ID token
 	// helper are the provider's own, which the fixture helpers reuse.
 	device *deviceGrant
-	// deviceGuesses rate-limits wrong user codes on the device page, per
-	// address (device_page.go).
-	deviceGuesses *users.Limiter
+	// guessThrottle counts failures in the database: failed logins (through
+	// users) and wrong user codes on the device page (device_page.go).
+	guessThrottle *users.Throttle
 	metrics       *metrics
 	// limits are the token endpoint's per-client buckets (ratelimit.go).
 	limits clientLimiters
@@ -190,9 +190,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.LoginSessionLifespan <= 0 {
 		cfg.LoginSessionLifespan = 24 * time.Hour
 	}
-	if cfg.LoginLimits.Now == nil {
-		cfg.LoginLimits.Now = cfg.Now
-	}
 	km, err := keys.NewManager(cfg.Store, cfg.SigningAlgorithm, cfg.Now)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -200,6 +197,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err := km.Ensure(ctx); err != nil {
 		return nil, fmt.Errorf("server: signing keys: %w", err)
 	}
+	throttle := users.NewThrottle(cfg.Store, derive(cfg.SystemSecret, "latch throttle"), cfg.Now)
 	pages, err := templates.Load()
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -211,12 +209,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		now:    cfg.Now,
 		keys:   km,
 		signer: km.Signer(),
-		users:  &users.Authenticator{Store: cfg.Store, Limiter: users.NewLimiter(cfg.LoginLimits)},
+		users:  &users.Authenticator{Store: cfg.Store, Throttle: throttle, Rules: cfg.LoginRules},
 		pages:  pages,
 		secure: issuer.Scheme == "https",
 
 		passwordChecks: make(chan struct{}, runtime.NumCPU()),
-		deviceGuesses:  users.NewLimiter(users.LimiterOptions{Now: cfg.Now}),
+		guessThrottle:  throttle,
 	}
 	s.cookies = securecookie.New(derive(cfg.SystemSecret, "latch session cookie"), nil)
 	s.cookies.MaxAge(int(cfg.LoginSessionLifespan / time.Second))

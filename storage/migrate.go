@@ -139,6 +139,15 @@ func migrations() []migration {
 			`ALTER TABLE `+tableDevice+` ADD COLUMN last_polled_at {{ts}} NULL`,
 			`CREATE UNIQUE INDEX `+tableDevice+`_user_code_idx ON `+tableDevice+` (user_code_signature)`,
 		)},
+		{version: 7, name: "failure counters of login throttling", sql: []string{
+			`CREATE TABLE ` + tableThrottle + ` (
+				counter_key     VARCHAR(64) PRIMARY KEY,
+				failures        INTEGER NOT NULL,
+				last_failure_at {{ts}} NOT NULL,
+				expires_at      {{ts}} NOT NULL
+			)`,
+			`CREATE INDEX ` + tableThrottle + `_expires_at_idx ON ` + tableThrottle + ` (expires_at)`,
+		}},
 	}
 }
 

@@ -45,6 +45,8 @@ type Store interface {
 	UserStore
 	KeyStore
 	BrowserStore
+	SessionStore
+	ThrottleStore
 	DeviceStore
 
 	// RevokeClientTokens deactivates every refresh token and unused code and

@@ -415,6 +415,7 @@ func cleanupTables() []cleanupTable {
 	return append(ts,
 		cleanupTable{"used_jtis", "jti_hash", "expires_at < ?"},
 		cleanupTable{"login_sessions", "id", "expires_at < ?"},
+		cleanupTable{tableThrottle, "counter_key", "expires_at < ?"},
 	)
 }
 

@@ -49,13 +49,19 @@ func (s *GormStore) toUserRow(u *User) (*userRow, error) {
 		Name: u.Name, GroupsJSON: string(groups), ClaimsJSON: string(claimsJSON), CreatedAt: u.CreatedAt.UTC(), UpdatedAt: now}, nil
 }
 
+// UpsertUser creates or replaces u. A changed password hash ends every
+// login session of the user in the same transaction.
 func (s *GormStore) UpsertUser(ctx context.Context, u *User) error {
 	row, err := s.toUserRow(u)
 	if err != nil {
 		return err
 	}
 	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
-		err := tx.Clauses(clause.OnConflict{
+		oldHash, existed, err := passwordHashOf(tx, u.Username)
+		if err != nil {
+			return err
+		}
+		err = tx.Clauses(clause.OnConflict{
 			Columns:   []clause.Column{{Name: "username"}},
 			DoUpdates: clause.AssignmentColumns([]string{"password_hash", "email", "email_verified", "name", "groups_json", "claims_json", "updated_at"}),
 		}).Create(row).Error
@@ -68,7 +74,12 @@ func (s *GormStore) UpsertUser(ctx context.Context, u *User) error {
 			return translate(err)
 		}
 		u.CreatedAt = stored.CreatedAt
-		return nil
+		if existed && oldHash != row.PasswordHash {
+			// Whoever signed in with the old password is signed out,
+			// whichever way the password changed (CLI, admin API, config).
+			_, err = s.endSessions(tx.Where("username = ?", u.Username))
+		}
+		return err
 	})
 }
 

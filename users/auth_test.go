@@ -2,11 +2,8 @@ package users_test
 
 import (
 	"errors"
-	"fmt"
 	"testing"
 	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/storage"
@@ -89,11 +86,10 @@ func TestAuthenticateUnknownUserTakesTime(t *testing.T) {
 	}
 }
 
-func TestAuthenticateStorageUnavailable(t *testing.T) {
+func TestAuthenticateStorageUnavailableIsNotAFailedLogin(t *testing.T) {
 	st := seeded(t, aliceUser())
 	c := newClock()
-	lim := users.NewLimiter(users.LimiterOptions{UserBurst: 1, AddrBurst: 1, Now: c.now})
-	a := &users.Authenticator{Store: st, Limiter: lim}
+	a := &users.Authenticator{Store: st, Throttle: users.NewThrottle(st, []byte("k"), c.now)}
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -102,105 +98,5 @@ func TestAuthenticateStorageUnavailable(t *testing.T) {
 		if !errors.Is(err, storage.ErrUnavailable) || errors.Is(err, users.ErrInvalidCredentials) {
 			t.Fatalf("attempt %d on a closed store = %v, want storage.ErrUnavailable only", i, err)
 		}
-	}
-	if !lim.Allow("alice", "192.0.2.1") {
-		t.Fatal("storage errors were counted as failed logins")
-	}
-}
-
-func TestAuthenticateUserLimit(t *testing.T) {
-	const burst = 3
-	st := seeded(t, aliceUser(), bobUser())
-	c := newClock()
-	lim := users.NewLimiter(users.LimiterOptions{PerUser: rate.Every(10 * time.Second), UserBurst: burst, Now: c.now})
-	a := &users.Authenticator{Store: st, Limiter: lim}
-	ctx := t.Context()
-	// Each failure from its own address, so only the per-user limit acts.
-	addr := func(i int) string { return fmt.Sprintf("198.51.100.%d:4000", i) }
-
-	for i := range burst {
-		if _, err := a.Authenticate(ctx, "alice", "guess", addr(i)); err != users.ErrInvalidCredentials {
-			t.Fatalf("failure %d: %v", i, err)
-		}
-	}
-	t.Run("right password is refused too", func(t *testing.T) {
-		if _, err := a.Authenticate(ctx, "alice", "alice-password", addr(100)); err != users.ErrRateLimited {
-			t.Fatalf("got %v, want ErrRateLimited", err)
-		}
-	})
-	t.Run("other users are unaffected", func(t *testing.T) {
-		if _, err := a.Authenticate(ctx, "bob", "bob-password", addr(0)); err != nil {
-			t.Fatalf("bob: %v", err)
-		}
-	})
-	t.Run("not yet refilled", func(t *testing.T) {
-		c.advance(9 * time.Second)
-		if _, err := a.Authenticate(ctx, "alice", "alice-password", addr(101)); err != users.ErrRateLimited {
-			t.Fatalf("after 9s: %v, want ErrRateLimited", err)
-		}
-	})
-	t.Run("refilled by the clock", func(t *testing.T) {
-		c.advance(time.Second)
-		if _, err := a.Authenticate(ctx, "alice", "alice-password", addr(102)); err != nil {
-			t.Fatalf("after 10s: %v", err)
-		}
-	})
-	t.Run("success does not refund", func(t *testing.T) {
-		// The one refilled token was not spent by the success, so one more
-		// failure empties the bucket again.
-		if _, err := a.Authenticate(ctx, "alice", "guess", addr(103)); err != users.ErrInvalidCredentials {
-			t.Fatal(err)
-		}
-		if _, err := a.Authenticate(ctx, "alice", "alice-password", addr(104)); err != users.ErrRateLimited {
-			t.Fatalf("got %v, want ErrRateLimited", err)
-		}
-	})
-	t.Run("unknown users are limited alike", func(t *testing.T) {
-		for i := range burst {
-			if _, err := a.Authenticate(ctx, "ghost", "guess", addr(i)); err != users.ErrInvalidCredentials {
-				t.Fatal(err)
-			}
-		}
-		if _, err := a.Authenticate(ctx, "ghost", "guess", addr(0)); err != users.ErrRateLimited {
-			t.Fatalf("got %v, want ErrRateLimited", err)
-		}
-	})
-}
-
-func TestAuthenticateAddrLimit(t *testing.T) {
-	const burst = 4
-	st := seeded(t, aliceUser())
-	c := newClock()
-	lim := users.NewLimiter(users.LimiterOptions{PerAddr: rate.Every(5 * time.Second), AddrBurst: burst, Now: c.now})
-	a := &users.Authenticator{Store: st, Limiter: lim}
-	ctx := t.Context()
-
-	// One address sprays many usernames, each failing once; the port
-	// changes every time and must not matter.
-	for i := range burst {
-		if _, err := a.Authenticate(ctx, fmt.Sprintf("user%d", i), "guess", fmt.Sprintf("203.0.113.7:%d", 1000+i)); err != users.ErrInvalidCredentials {
-			t.Fatalf("failure %d: %v", i, err)
-		}
-	}
-	tests := []struct {
-		name, user, password, addr string
-		want                       error
-	}{
-		{"same address, new user", "user99", "guess", "203.0.113.7:9999", users.ErrRateLimited},
-		{"same address without port", "alice", "alice-password", "203.0.113.7", users.ErrRateLimited},
-		{"same address, IPv4-mapped", "alice", "alice-password", "[::ffff:203.0.113.7]:1", users.ErrRateLimited},
-		{"other address", "alice", "alice-password", "203.0.113.8:1000", nil},
-		{"IPv6 address", "alice", "alice-password", "[2001:db8::1]:443", nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if _, err := a.Authenticate(ctx, tt.user, tt.password, tt.addr); err != tt.want {
-				t.Fatalf("got %v, want %v", err, tt.want)
-			}
-		})
-	}
-	c.advance(5 * time.Second)
-	if _, err := a.Authenticate(ctx, "alice", "alice-password", "203.0.113.7:1"); err != nil {
-		t.Fatalf("after refill: %v", err)
 	}
 }
