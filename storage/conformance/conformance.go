@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		concurrencyTests(),
 		singleUseTests(),
 		browserTests(),
+		throttleTests(),
 		pagingTests(),
 		deviceTests(),
 		fixtureTests(),
