@@ -12,7 +12,8 @@ import (
 )
 
 // handleAdminRevokeTokens is POST /admin/tokens/revoke: every grant of one
-// client or one subject ends at once, in one transaction.
+// client, or every grant and login session of one subject, ends at once,
+// in one transaction.
 func (s *Server) handleAdminRevokeTokens(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		ClientID string `json:"client_id"`
@@ -28,15 +29,21 @@ func (s *Server) handleAdminRevokeTokens(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	ctx := r.Context()
+	if in.Subject != "" {
+		// A subject need not be a stored user (jwt-bearer grants), so
+		// nothing is looked up. Its login sessions end too.
+		grants, sessions, err := s.store.RevokeSubject(ctx, in.Subject)
+		if err != nil {
+			s.writeAdminError(w, r, fmt.Sprintf("subject %q", in.Subject), err)
+			return
+		}
+		s.log.InfoContext(ctx, "admin API: tokens revoked", "subject", in.Subject, "grants", grants, "sessions", sessions)
+		writeJSON(w, http.StatusOK, map[string]int64{"revoked_grants": grants, "ended_sessions": sessions})
+		return
+	}
 	var n int64
 	err := s.adminTx(ctx, func(ctx context.Context) error {
 		var err error
-		if in.Subject != "" {
-			// A subject need not be a stored user (jwt-bearer grants),
-			// so nothing is looked up.
-			n, err = s.store.RevokeSubjectTokens(ctx, in.Subject)
-			return err
-		}
 		// An unknown client is most likely a typo: say so rather than
 		// answer "0 revoked".
 		if _, err = s.store.GetClient(ctx, in.ClientID); err != nil {
@@ -49,7 +56,7 @@ func (s *Server) handleAdminRevokeTokens(w http.ResponseWriter, r *http.Request)
 		s.writeAdminError(w, r, fmt.Sprintf("client %q", in.ClientID), err)
 		return
 	}
-	s.log.InfoContext(ctx, "admin API: tokens revoked", "client_id", in.ClientID, "subject", in.Subject, "grants", n)
+	s.log.InfoContext(ctx, "admin API: tokens revoked", "client_id", in.ClientID, "grants", n)
 	writeJSON(w, http.StatusOK, map[string]int64{"revoked_grants": n})
 }
 

@@ -184,7 +184,7 @@ func TestAdminRevokeTokens(t *testing.T) {
 		machine := ts.clientCredentials(t, "basic-client", "read")
 
 		m := ts.adminOK(t, http.MethodPost, "/admin/tokens/revoke", map[string]string{"subject": "alice"}, http.StatusOK)
-		require.Equal(t, map[string]any{"revoked_grants": float64(2)}, m)
+		require.Equal(t, map[string]any{"revoked_grants": float64(2), "ended_sessions": float64(0)}, m)
 		for _, tok := range []string{web.Access, web.Refresh, pub.Access, pub.Refresh} {
 			require.False(t, ts.active(t, tok), "alice's tokens are inactive at once")
 		}

@@ -83,6 +83,8 @@ func (s *Server) routes() *mux.Router {
 		r.Handle("/admin/tokens/revoke", admin(s.handleAdminRevokeTokens)).Methods(post...)
 		r.Handle("/admin/consents", admin(s.handleAdminListConsents)).Methods(get...)
 		r.Handle("/admin/consents", admin(s.handleAdminDeleteConsent)).Methods(del...)
+		r.Handle("/admin/sessions", admin(s.handleAdminListSessions)).Methods(get...)
+		r.Handle("/admin/sessions", admin(s.handleAdminEndSessions)).Methods(del...)
 		r.Handle("/admin/keys/rotate", admin(s.handleAdminRotateKeys)).Methods(post...)
 	}
 

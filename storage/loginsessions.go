@@ -31,6 +31,11 @@ type SessionStore interface {
 	// many unexpired ones ended.
 	EndLoginSessions(ctx context.Context, username string) (int64, error)
 	EndAllLoginSessions(ctx context.Context) (int64, error)
+	// RevokeSubject ends every grant of subject (RevokeSubjectTokens) and
+	// every login session in one transaction: revoking a person's tokens
+	// while their browser can silently get new ones (prompt=none) would
+	// revoke nothing.
+	RevokeSubject(ctx context.Context, subject string) (grants, sessions int64, err error)
 }
 
 var _ SessionStore = (*GormStore)(nil)
@@ -71,6 +76,21 @@ func (s *GormStore) EndAllLoginSessions(ctx context.Context) (int64, error) {
 		return err
 	})
 	return n, err
+}
+
+func (s *GormStore) RevokeSubject(ctx context.Context, subject string) (grants, sessions int64, err error) {
+	err = s.tx(ctx, func(txCtx context.Context, tx *gorm.DB) error {
+		var err error
+		if grants, err = s.RevokeSubjectTokens(txCtx, subject); err != nil {
+			return err
+		}
+		sessions, err = s.endSessions(tx.Where("username = ?", subject))
+		return err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return grants, sessions, nil
 }
 
 // endSessions deletes the sessions q selects and counts the unexpired
