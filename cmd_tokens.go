@@ -24,7 +24,7 @@ func (c *cli) tokensRevoke() *cobra.Command {
 	var client, subject string
 	cmd := &cobra.Command{
 		Use:   "revoke --client ID | --subject SUB",
-		Short: "Revoke every access token, refresh token and pending code of one client or one subject",
+		Short: "Revoke every access token, refresh token and pending code of one client or one subject (and end the subject's login sessions)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (client == "") == (subject == "") {
@@ -32,9 +32,10 @@ func (c *cli) tokensRevoke() *cobra.Command {
 			}
 			return c.withStore(cmd.Context(), func(_ config.File, st storage.Store) error {
 				var (
-					n    int64
-					err  error
-					what string
+					n        int64
+					sessions int64
+					err      error
+					what     string
 				)
 				if client != "" {
 					if _, err := st.GetClient(cmd.Context(), client); err != nil {
@@ -43,7 +44,9 @@ func (c *cli) tokensRevoke() *cobra.Command {
 					n, err = st.RevokeClientTokens(cmd.Context(), client)
 					what = "client " + client
 				} else {
-					n, err = st.RevokeSubjectTokens(cmd.Context(), subject)
+					// A browser still signed in would get new codes at
+					// once (prompt=none): its sessions end too.
+					n, sessions, err = st.RevokeSubject(cmd.Context(), subject)
 					what = "subject " + subject
 				}
 				if err != nil {
@@ -54,6 +57,9 @@ func (c *cli) tokensRevoke() *cobra.Command {
 					grants = "grant"
 				}
 				fmt.Fprintf(c.stdout, "revoked %d %s of %s\n", n, grants, what)
+				if subject != "" {
+					fmt.Fprintf(c.stdout, "ended %s of %s\n", plural(sessions, "login session"), what)
+				}
 				return nil
 			})
 		},

@@ -36,7 +36,7 @@ func TestTokensRevokeErrors(t *testing.T) {
 		})
 	}
 	// A subject without tokens is no error: there is nothing to revoke.
-	if out := mustLatch(t, env, "", "tokens", "revoke", "--subject", "nobody"); out != "revoked 0 grants of subject nobody\n" {
+	if out := mustLatch(t, env, "", "tokens", "revoke", "--subject", "nobody"); out != "revoked 0 grants of subject nobody\nended 0 login sessions of subject nobody\n" {
 		t.Fatalf("revoke of a subject without tokens printed %q", out)
 	}
 }
@@ -107,7 +107,8 @@ func TestDayOneRoutine(t *testing.T) {
 		t.Fatalf("alice's fresh token: %s", body)
 	}
 
-	if out := mustLatch(t, env, "", shellWords(dayOne[3])...); out != "revoked 1 grant of subject alice\n" {
+	// The browser that signed in is signed out too.
+	if out := mustLatch(t, env, "", shellWords(dayOne[3])...); out != "revoked 1 grant of subject alice\nended 1 login session of subject alice\n" {
 		t.Fatalf("tokens revoke printed %q", out)
 	}
 	for name, token := range map[string]string{"access": tok.AccessToken, "refresh": tok.RefreshToken} {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -257,5 +258,41 @@ func TestSeedContextCanceled(t *testing.T) {
 	cancel()
 	if err := users.Seed(ctx, st, []config.User{{Username: "a", Password: "x"}}); err == nil {
 		t.Fatal("Seed with a canceled context succeeded")
+	}
+}
+
+func TestSeedWithAChangedPasswordEndsTheUsersSessions(t *testing.T) {
+	alice := aliceUser()
+	st := seeded(t, alice, bobUser())
+	ctx := t.Context()
+	now := time.Now().UTC()
+	for _, ls := range []*storage.LoginSession{
+		{ID: "alice-browser", Username: "alice", AuthTime: now, ExpiresAt: now.Add(time.Hour)},
+		{ID: "bob-browser", Username: "bob", AuthTime: now, ExpiresAt: now.Add(time.Hour)},
+	} {
+		if err := st.CreateLoginSession(ctx, ls); err != nil {
+			t.Fatal(err)
+		}
+	}
+	live := func(id string) bool {
+		_, err := st.GetLoginSession(ctx, id)
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	// A restart with the same file changes nothing.
+	if err := users.Seed(ctx, st, []config.User{alice, bobUser()}); err != nil {
+		t.Fatal(err)
+	}
+	if !live("alice-browser") {
+		t.Fatal("re-seeding the same password ended alice's session")
+	}
+	alice.Password = "alice-new-password"
+	if err := users.Seed(ctx, st, []config.User{alice, bobUser()}); err != nil {
+		t.Fatal(err)
+	}
+	if live("alice-browser") || !live("bob-browser") {
+		t.Fatalf("after alice's password changed in the file: alice signed in %v, bob %v", live("alice-browser"), live("bob-browser"))
 	}
 }
