@@ -175,8 +175,8 @@ func maxAgeExceeded(form url.Values, ls *storage.LoginSession, now time.Time) bo
 	return now.Sub(ls.AuthTime) > time.Duration(maxAge)*time.Second
 }
 
-// redirectToPage keeps ar as a challenge (once) and sends the browser to
-// the login or consent page for it.
+// redirectToPage keeps ar as a challenge (once), bound to this browser
+// (binding.go), and sends the browser to the login or consent page for it.
 func (s *Server) redirectToPage(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, challenge, page string) {
 	if challenge == "" {
 		raw := make([]byte, 32)
@@ -185,7 +185,12 @@ func (s *Server) redirectToPage(w http.ResponseWriter, r *http.Request, ar fosit
 			return
 		}
 		challenge = base64.RawURLEncoding.EncodeToString(raw)
-		if err := s.store.CreateAuthorizeChallenge(r.Context(), challenge, ar, s.now().Add(challengeLifespan)); err != nil {
+		binding, err := s.ensureBinding(w, r)
+		if err != nil {
+			s.renderStorageError(w, r, err)
+			return
+		}
+		if err := s.store.CreateAuthorizeChallenge(r.Context(), challengeKey(challenge, binding), ar, s.now().Add(challengeLifespan)); err != nil {
 			s.renderStorageError(w, r, err)
 			return
 		}
@@ -222,10 +227,9 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 // deletes it for exactly one of concurrent decisions; every other gets
 // the error page, and claimChallenge reports false once it has answered.
 func (s *Server) claimChallenge(w http.ResponseWriter, r *http.Request, challenge string) bool {
-	err := s.store.DeleteAuthorizeChallenge(r.Context(), challenge)
+	err := s.store.DeleteAuthorizeChallenge(r.Context(), boundChallenge(r, challenge))
 	if errors.Is(err, storage.ErrNotFound) {
-		s.renderError(w, r, http.StatusBadRequest, "This sign-in has expired or was already completed.",
-			"Go back to the application and start again.")
+		s.renderChallengeGone(w, r)
 		return false
 	} else if err != nil {
 		s.renderStorageError(w, r, err)

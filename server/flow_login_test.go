@@ -107,7 +107,7 @@ func TestLoginAndConsentForms(t *testing.T) {
 		for _, used := range []string{loginURL, consentURL} {
 			page := b.get(t, used)
 			flowRequirePage(t, page, http.StatusBadRequest)
-			require.Contains(t, string(page.Body), "expired or was already completed")
+			require.Contains(t, string(page.Body), "was already completed")
 			require.Empty(t, forms(t, page), "no form to fill in")
 		}
 		// Nor can a denied challenge be allowed afterwards.
@@ -126,7 +126,7 @@ func TestLoginAndConsentForms(t *testing.T) {
 			require.Empty(t, forms(t, page), "%s: no form to fill in", target)
 		}
 		require.Contains(t, string(b.get(t, "/login").Body), "no sign-in in progress")
-		require.Contains(t, string(b.get(t, "/login?challenge=nope").Body), "expired or was already completed")
+		require.Contains(t, string(b.get(t, "/login?challenge=nope").Body), "was already completed")
 	})
 
 	t.Run("session cookie", func(t *testing.T) {

@@ -26,10 +26,9 @@ func (s *Server) loadChallenge(w http.ResponseWriter, r *http.Request) (string, 
 			"Start signing in from the application you want to use.")
 		return "", nil
 	}
-	ar, err := s.store.GetAuthorizeChallenge(r.Context(), challenge)
+	ar, err := s.store.GetAuthorizeChallenge(r.Context(), boundChallenge(r, challenge))
 	if errors.Is(err, storage.ErrNotFound) {
-		s.renderError(w, r, http.StatusBadRequest, "This sign-in has expired or was already completed.",
-			"Go back to the application and start again.")
+		s.renderChallengeGone(w, r)
 		return "", nil
 	}
 	if err != nil {
@@ -37,6 +36,13 @@ func (s *Server) loadChallenge(w http.ResponseWriter, r *http.Request) (string, 
 		return "", nil
 	}
 	return challenge, ar
+}
+
+// renderChallengeGone is the page for a challenge that is not there for
+// this browser: expired, decided already, or bound to another browser.
+func (s *Server) renderChallengeGone(w http.ResponseWriter, r *http.Request) {
+	s.renderError(w, r, http.StatusBadRequest, "This sign-in has expired, was already completed, or was started in another browser.",
+		"Go back to the application and start again, in this browser.")
 }
 
 // handleLogin is GET and POST /login: the login form of an authorization
