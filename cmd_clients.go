@@ -30,7 +30,7 @@ func (c *cli) clientsCommand() *cobra.Command {
 // withClients runs fn with the client manager of the configured database.
 func (c *cli) withClients(ctx context.Context, fn func(f config.File, m *clients.Manager) error) error {
 	return c.withStore(ctx, func(f config.File, st storage.Store) error {
-		return fn(f, &clients.Manager{Store: st, Hasher: clients.NewHasher(1)})
+		return fn(f, &clients.Manager{Store: st, Hasher: clients.NewHasher(1), Rules: clients.Rules{InsecureHTTP: f.InsecureHTTP}})
 	})
 }
 

@@ -38,7 +38,12 @@ type Client struct {
 	SecretHash string `json:"-"`
 	// RegistrationTokenHash is the SHA-256 (hex) of the RFC 7592
 	// registration access token of a dynamically registered client.
-	RegistrationTokenHash  string   `json:"-"`
+	RegistrationTokenHash string `json:"-"`
+	// RegistrationPolicy names the registration policy a dynamically
+	// registered client was registered under ("" the open one,
+	// "initial_access" the initial access token's); RFC 7592 updates keep
+	// to it.
+	RegistrationPolicy     string   `json:"registration_policy,omitempty"`
 	RedirectURIs           []string `json:"redirect_uris"`
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
 	GrantTypes             []string `json:"grant_types"`

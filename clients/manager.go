@@ -25,6 +25,8 @@ type Store interface {
 type Manager struct {
 	Store  Store
 	Hasher *Hasher
+	// Rules are the deployment's client rules (insecure_http).
+	Rules Rules
 }
 
 // Create stores a new client. For a confidential client with an empty
@@ -35,7 +37,7 @@ func (m *Manager) Create(ctx context.Context, c *Client, secret string) (string,
 	if err != nil {
 		return "", err
 	}
-	if err := Validate(c); err != nil {
+	if err := m.Rules.Validate(c); err != nil {
 		return "", err
 	}
 	if err := m.Store.CreateClient(ctx, c); err != nil {
@@ -59,7 +61,7 @@ func (m *Manager) Update(ctx context.Context, c *Client) error {
 		// A dynamically registered client keeps its RFC 7592 token.
 		c.RegistrationTokenHash = old.RegistrationTokenHash
 	}
-	if err := Validate(c); err != nil {
+	if err := m.Rules.Validate(c); err != nil {
 		return err
 	}
 	return m.Store.UpdateClient(ctx, c)
@@ -123,7 +125,7 @@ func (m *Manager) Seed(ctx context.Context, c *Client, secret string) error {
 			return err
 		}
 	}
-	if err := Validate(c); err != nil {
+	if err := m.Rules.Validate(c); err != nil {
 		return fmt.Errorf("client %s: %w", c.ID, err)
 	}
 	return m.Store.UpsertClient(ctx, c)

@@ -3,6 +3,7 @@ package clients
 import (
 	"fmt"
 	"math"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -43,11 +44,22 @@ func (v ValidationError) Unwrap() []error {
 	return errs
 }
 
+// Rules is what the client rules depend on beyond the client: the
+// deployment's insecure_http. The zero value is the strict rule set.
+type Rules struct {
+	// InsecureHTTP accepts http:// redirect URIs to hosts that are not
+	// loopback (config insecure_http), as it accepts such an issuer.
+	InsecureHTTP bool
+}
+
+// Validate is Rules{}.Validate: the strict rules.
+func Validate(c *Client) error { return Rules{}.Validate(c) }
+
 // Validate returns every problem of c at once, as a ValidationError, each
 // naming its field. It checks the client as stored: SecretHash, never a
 // clear secret. It is the one set of client rules: the CLI, the admin API,
 // registration and config.yaml (through config.Validate) all use it.
-func Validate(c *Client) error {
+func (rules Rules) Validate(c *Client) error {
 	var errs ValidationError
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
@@ -114,8 +126,8 @@ func Validate(c *Client) error {
 		seen := map[string]bool{}
 		for i, u := range uris {
 			f := fmt.Sprintf("%s[%d]", field, i)
-			if err := checkRedirectURI(u); err != nil {
-				bad(f, "must be an absolute URL without fragment, got %q", u)
+			if err := rules.CheckRedirectURI(u); err != nil {
+				bad(f, "%v", err)
 			} else if seen[u] {
 				bad(f, "%q is listed twice", u)
 			}
@@ -150,19 +162,58 @@ func Validate(c *Client) error {
 	return errs
 }
 
-// checkRedirectURI accepts an absolute URI without fragment (RFC 6749
-// §3.1.2). Custom schemes are allowed for native apps (RFC 8252 §7.1).
-func checkRedirectURI(raw string) error {
+// MaxRedirectURILength caps one redirect URI: it is stored with the client
+// and compared on every authorization request.
+const MaxRedirectURILength = 2048
+
+// refusedSchemes run code or read local files in the browser instead of
+// navigating to an application: never a redirect target, whatever else is
+// allowed.
+var refusedSchemes = []string{"javascript", "data", "vbscript", "file"}
+
+// CheckRedirectURI says why raw may not be a redirect URI (or a
+// post-logout redirect URI), or returns nil. Accepted are https:// with a
+// host; http:// for a loopback host (RFC 8252 §7.3; any host with
+// InsecureHTTP); and a private-use scheme containing a dot, such as
+// com.example.app:/callback (RFC 8252 §7.1). Never a fragment (RFC 6749
+// §3.1.2), and never javascript:, data:, vbscript: or file:. Each message
+// quotes raw.
+func (rules Rules) CheckRedirectURI(raw string) error {
+	if len(raw) > MaxRedirectURILength {
+		return fmt.Errorf("must be at most %d characters, got %d", MaxRedirectURILength, len(raw))
+	}
 	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() {
+		return fmt.Errorf("must be an absolute URI, got %q", raw)
+	}
+	scheme := strings.ToLower(u.Scheme)
 	switch {
-	case err != nil:
-		return fmt.Errorf("%q is not a URI", raw)
-	case !u.IsAbs():
-		return fmt.Errorf("%q must be absolute", raw)
+	case slices.Contains(refusedSchemes, scheme):
+		return fmt.Errorf("must not use the %s: scheme, got %q", scheme, raw)
 	case strings.Contains(raw, "#"):
-		return fmt.Errorf("%q must not have a fragment", raw)
-	case (u.Scheme == "http" || u.Scheme == "https") && u.Host == "":
-		return fmt.Errorf("%q has no host", raw)
+		return fmt.Errorf("must not have a fragment, got %q", raw)
+	case scheme == "https" || scheme == "http":
+		if u.Host == "" || u.Opaque != "" {
+			return fmt.Errorf("must have a host, got %q", raw)
+		}
+		if scheme == "http" && !rules.InsecureHTTP && !IsLoopbackHost(u.Hostname()) {
+			return fmt.Errorf("must use https: http is allowed for loopback hosts only (127.0.0.1, [::1], localhost; RFC 8252 §7.3) unless insecure_http is set, got %q", raw)
+		}
+	case !strings.Contains(scheme, "."):
+		return fmt.Errorf("must be https, loopback http, or a private-use scheme with a dot such as com.example.app (RFC 8252 §7.1), got %q", raw)
 	}
 	return nil
 }
+
+// IsLoopbackHost reports whether host (without port or brackets) is
+// localhost or a loopback address.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// IsKnownGrant reports whether g is a grant type a client may list.
+func IsKnownGrant(g string) bool { return slices.Contains(knownGrants, g) }

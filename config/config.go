@@ -98,10 +98,30 @@ type Tokens struct {
 	IDTokenSigningAlg string `yaml:"id_token_signing_alg"`
 }
 
-// Registration is RFC 7591 dynamic client registration.
+// Registration is RFC 7591 dynamic client registration and its policy:
+// what a client that registers itself may ask for.
 type Registration struct {
 	Enabled            bool   `yaml:"enabled"`
 	InitialAccessToken string `yaml:"initial_access_token"`
+	// AllowedScopes and AllowedGrantTypes bound what a registered client
+	// may list; a registration asking for more is refused.
+	AllowedScopes     []string `yaml:"allowed_scopes"`
+	AllowedGrantTypes []string `yaml:"allowed_grant_types"`
+	// MaxClients bounds how many registered clients exist at once.
+	MaxClients int `yaml:"max_clients"`
+	// PerAddressPerHour bounds the registrations one caller address (an
+	// IPv6 /64) makes in an hour; 0 turns the bound off.
+	PerAddressPerHour int `yaml:"per_address_per_hour"`
+	// InitialAccessPolicy is the policy of registrations that present
+	// initial_access_token; an empty list there means the list above.
+	InitialAccessPolicy RegistrationPolicy `yaml:"initial_access_policy"`
+}
+
+// RegistrationPolicy is what registrations with the initial access token
+// may ask for. Latch's addition to SPEC's schema.
+type RegistrationPolicy struct {
+	AllowedScopes     []string `yaml:"allowed_scopes"`
+	AllowedGrantTypes []string `yaml:"allowed_grant_types"`
 }
 
 // TrustedIssuer is one RFC 7523 trust relationship for the JWT bearer grant.
@@ -191,7 +211,7 @@ func Default() File {
 		Listen:          "127.0.0.1:8080",
 		ShutdownTimeout: Duration{15 * time.Second},
 		Log:             Log{Level: "info", Format: "text"},
-		Janitor:         Janitor{Interval: Duration{time.Hour}},
+		Janitor:         Janitor{Interval: Duration{5 * time.Minute}},
 		Database:        Database{Driver: "sqlite", DSN: "latch.db"},
 		Tokens: Tokens{
 			AccessTokenLifespan:   Duration{time.Hour},
@@ -202,6 +222,12 @@ func Default() File {
 			AccessTokenFormat:     "opaque",
 			IDTokenSigningAlg:     "RS256",
 			RefreshTokenRotation:  true,
+		},
+		Registration: Registration{
+			AllowedScopes:     []string{"openid", "profile", "email", "offline_access"},
+			AllowedGrantTypes: []string{"authorization_code", "refresh_token"},
+			MaxClients:        1000,
+			PerAddressPerHour: 20,
 		},
 	}
 }

@@ -124,7 +124,7 @@ func TestDefault(t *testing.T) {
 		{"database", f.Database, Database{Driver: "sqlite", DSN: "latch.db"}},
 		{"shutdown", f.ShutdownTimeout.Duration, 15 * time.Second},
 		{"log", f.Log, Log{Level: "info", Format: "text"}},
-		{"janitor", f.Janitor.Interval.Duration, time.Hour},
+		{"janitor", f.Janitor.Interval.Duration, 5 * time.Minute},
 		{"access", f.Tokens.AccessTokenLifespan.Duration, time.Hour},
 		{"refresh", f.Tokens.RefreshTokenLifespan.Duration, 720 * time.Hour},
 		{"code", f.Tokens.AuthorizeCodeLifespan.Duration, 10 * time.Minute},
@@ -133,6 +133,9 @@ func TestDefault(t *testing.T) {
 		{"format", f.Tokens.AccessTokenFormat, "opaque"},
 		{"rotation", f.Tokens.RefreshTokenRotation, true},
 		{"grace", f.Tokens.RefreshTokenGracePeriod.Duration, time.Duration(0)},
+		{"registration scopes", f.Registration.AllowedScopes, []string{"openid", "profile", "email", "offline_access"}},
+		{"registration grants", f.Registration.AllowedGrantTypes, []string{"authorization_code", "refresh_token"}},
+		{"registration max clients", f.Registration.MaxClients, 1000},
 		{"lists", len(f.Clients) + len(f.Users) + len(f.TrustedIssuers), 0},
 	}
 	for _, c := range checks {

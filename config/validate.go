@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/latchauth/latch/clients"
 )
 
 // problems collects what Validate finds; each entry starts with its key path.
@@ -28,7 +30,8 @@ func (f File) Validate() error {
 	p.tokens(f.Tokens)
 	p.trustedIssuers(f.TrustedIssuers)
 	p.trustedProxies(f.TrustedProxies)
-	p.clients(f.Clients)
+	p.clients(f.Clients, clients.Rules{InsecureHTTP: f.InsecureHTTP})
+	p.registration(f.Registration)
 	p.users(f.Users)
 	p.usernamesNotClientIDs(f)
 	return errors.Join(p...)

@@ -49,10 +49,10 @@ func (c Client) Model() (*clients.Client, error) {
 	return m, nil
 }
 
-// clients checks each client with clients.Validate, the rules every path
+// clients checks each client with the client rules every path
 // that creates a client shares, plus what only a file can get wrong:
 // duplicate ids, and a JWK set that holds private keys.
-func (p *problems) clients(list []Client) {
+func (p *problems) clients(list []Client, rules clients.Rules) {
 	seen := map[string]int{}
 	for i, c := range list {
 		key := fmt.Sprintf("clients[%d]", i)
@@ -73,7 +73,7 @@ func (p *problems) clients(list []Client) {
 			m.SecretHash = clients.HashGenerated(c.Secret)
 		}
 		var invalid clients.ValidationError
-		if errors.As(clients.Validate(m), &invalid) {
+		if errors.As(rules.Validate(m), &invalid) {
 			for _, fe := range invalid {
 				p.add(key+"."+fe.Field, "%s", fe.Reason)
 			}

@@ -40,7 +40,7 @@ func clientOut(c *clients.Client, secret string) adminClientOut {
 }
 
 func (s *Server) clientManager() *clients.Manager {
-	return &clients.Manager{Store: s.store, Hasher: s.cfg.Hasher}
+	return &clients.Manager{Store: s.store, Hasher: s.cfg.Hasher, Rules: s.clientRules()}
 }
 
 func clientWhat(id string) string { return fmt.Sprintf("client %q", id) }

@@ -69,7 +69,7 @@ func boot(ctx context.Context, f config.File, o BootOptions, st *storage.GormSto
 		}
 	}
 	hasher := clients.NewHasher(10000)
-	mgr := &clients.Manager{Store: st, Hasher: hasher}
+	mgr := &clients.Manager{Store: st, Hasher: hasher, Rules: clients.Rules{InsecureHTTP: f.InsecureHTTP}}
 	if err := Seed(ctx, f, st, mgr); err != nil {
 		return nil, err
 	}
@@ -192,7 +192,16 @@ func ConfigFromFile(f config.File, st storage.Store, log *slog.Logger, hasher *c
 		AdminToken:            f.Admin.Token,
 		RegistrationEnabled:   f.Registration.Enabled,
 		RegistrationToken:     f.Registration.InitialAccessToken,
+		Registration: RegistrationPolicy{
+			AllowedScopes:           f.Registration.AllowedScopes,
+			AllowedGrantTypes:       f.Registration.AllowedGrantTypes,
+			InitialAccessScopes:     f.Registration.InitialAccessPolicy.AllowedScopes,
+			InitialAccessGrantTypes: f.Registration.InitialAccessPolicy.AllowedGrantTypes,
+			MaxClients:              f.Registration.MaxClients,
+			PerAddressPerHour:       f.Registration.PerAddressPerHour,
+		},
 		TrustedProxies:        trustedProxies(f.TrustedProxies),
+		InsecureHTTP:          f.InsecureHTTP,
 	}
 }
 

@@ -71,7 +71,7 @@ func (s *Server) IssueAuthorizeCode(ctx context.Context, cr CodeRequest) (string
 	if err != nil {
 		return "", oauthError(err)
 	}
-	if !redirectExact(ar) {
+	if !s.redirectExact(ar) {
 		return "", fosite.ErrInvalidRequest.WithHint("The redirect URI is not one the client registered.")
 	}
 	if need := s.oauth.Config.GetMinParameterEntropy(ctx); cr.Nonce != "" && len(cr.Nonce) < need {

@@ -124,7 +124,8 @@ func (s *Server) logoutTarget(r *http.Request, q logoutRequest, ls *storage.Logi
 		return nil, "", err
 	}
 	client, _ := fc.(*clients.Client)
-	if client == nil || q.redirectURI == "" || !slices.Contains(client.PostLogoutRedirectURIs, q.redirectURI) {
+	if client == nil || q.redirectURI == "" || !slices.Contains(client.PostLogoutRedirectURIs, q.redirectURI) ||
+		s.clientRules().CheckRedirectURI(q.redirectURI) != nil {
 		return client, "", nil
 	}
 	if ls != nil && ls.Username != sub {

@@ -15,7 +15,7 @@ func (s *Server) handlePAR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ar, err := s.oauth.NewPushedAuthorizeRequest(ctx, r)
-	if err == nil && !redirectExact(ar) {
+	if err == nil && !s.redirectExact(ar) {
 		err = fosite.ErrInvalidRequest.WithHint("The 'redirect_uri' parameter does not match any of the client's registered redirect URIs.")
 	}
 	if err == nil {

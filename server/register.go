@@ -14,6 +14,7 @@ import (
 	"github.com/ory/fosite"
 
 	"github.com/latchauth/latch/clients"
+	"github.com/latchauth/latch/storage"
 )
 
 // RFC 7591 dynamic client registration and RFC 7592 client configuration.
@@ -29,20 +30,27 @@ const (
 // handleRegister is POST /oauth2/register (RFC 7591 §3).
 func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	policy := policyOpen
 	if want := s.cfg.RegistrationToken; want != "" {
 		got, ok := registrationBearer(r)
 		if !ok || !registrationEqual(got, want) {
 			s.writeRegistrationError(w, r, errRegistrationToken)
 			return
 		}
+		policy = policyInitialAccess
 	}
 	q, err := readRegistrationRequest(r)
 	if err != nil {
 		s.writeRegistrationError(w, r, err)
 		return
 	}
-	c, err := q.client()
+	c, err := s.policyClient(q, policy)
 	if err != nil {
+		s.writeRegistrationError(w, r, err)
+		return
+	}
+	origin := s.clientKey(r)
+	if err := s.registrationQuota(ctx, w, origin); err != nil {
 		s.writeRegistrationError(w, r, err)
 		return
 	}
@@ -56,7 +64,7 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.RegistrationTokenHash = registrationTokenHash(token)
-	secret, err := s.registrationClients().Create(ctx, c, "")
+	secret, err := s.registrationClients().Create(storage.WithOrigin(ctx, origin), c, "")
 	if err != nil {
 		s.writeRegistrationError(w, r, err)
 		return
@@ -100,7 +108,7 @@ func (s *Server) handleRegistrationPut(w http.ResponseWriter, r *http.Request) {
 		s.writeRegistrationError(w, r, metadataError(clients.ValidationError{{Field: "client_secret", Reason: "is not the client's current secret"}}))
 		return
 	}
-	c, err := q.client()
+	c, err := s.policyClient(q, old.RegistrationPolicy)
 	if err != nil {
 		s.writeRegistrationError(w, r, err)
 		return
@@ -143,7 +151,7 @@ func (s *Server) handleRegistrationDelete(w http.ResponseWriter, r *http.Request
 }
 
 func (s *Server) registrationClients() *clients.Manager {
-	return &clients.Manager{Store: s.store, Hasher: s.cfg.Hasher}
+	return &clients.Manager{Store: s.store, Hasher: s.cfg.Hasher, Rules: s.clientRules()}
 }
 
 // registeredClient authenticates an RFC 7592 request: the bearer token must

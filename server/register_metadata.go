@@ -19,10 +19,9 @@ import (
 // The client metadata of RFC 7591 §2 as registration reads and answers it,
 // turned into a clients.Client with the RFC's defaults.
 
-// defaultRegisteredScopes are the scopes of a client that registers without
-// a "scope" (RFC 7591 §2 lets the server choose): those discovery lists in
-// scopes_supported, so an OpenID Connect relying party, whose registration
-// metadata has no "scope" at all, can ask for "openid".
+// defaultRegisteredScopes are those discovery lists in scopes_supported:
+// of them, a client that registers without a "scope" gets those its
+// registration policy allows (RegistrationPolicy.defaultScopes).
 var defaultRegisteredScopes = []string{"openid", "profile", "email", "groups", "offline_access"}
 
 // registrationMetadata is the client metadata of RFC 7591 §2 that Latch
@@ -144,10 +143,24 @@ func registrationJSONKind(goKind string) string {
 	return goKind
 }
 
-// client turns the metadata into a client with RFC 7591's defaults. It
-// checks what clients.Validate does not know about: the scope string and
-// registration's own limits.
-func (q registrationRequest) client() (*clients.Client, error) {
+// policyClient is q's client held to the named registration policy, which
+// it is marked with.
+func (s *Server) policyClient(q registrationRequest, policy string) (*clients.Client, error) {
+	c, err := q.client(s.cfg.Registration.defaultScopes(policy))
+	if err != nil {
+		return nil, err
+	}
+	if problems := s.cfg.Registration.check(c, policy); len(problems) > 0 {
+		return nil, problems
+	}
+	c.RegistrationPolicy = policy
+	return c, nil
+}
+
+// client turns the metadata into a client with RFC 7591's defaults, the
+// scopes of one that asks for none being defaultScopes. It checks what
+// clients.Validate does not know about: the scope string and the key set.
+func (q registrationRequest) client(defaultScopes []string) (*clients.Client, error) {
 	c := &clients.Client{
 		Name:                    q.ClientName,
 		RedirectURIs:            q.RedirectURIs,
@@ -166,14 +179,6 @@ func (q registrationRequest) client() (*clients.Client, error) {
 		c.ResponseTypes = []string{"code"}
 	}
 	var problems clients.ValidationError
-	for i, g := range c.GrantTypes {
-		// The resource owner password grant hands a user's password to
-		// the client: only an administrator may allow it to a client.
-		if g == clients.GrantPassword {
-			problems = append(problems, clients.FieldError{Field: fmt.Sprintf("grant_types[%d]", i),
-				Reason: "the password grant is not open to registration; ask an administrator"})
-		}
-	}
 	if len(q.JWKS) > 0 && string(q.JWKS) != "null" {
 		c.JWKS = new(jose.JSONWebKeySet)
 		if err := json.Unmarshal(q.JWKS, c.JWKS); err != nil {
@@ -187,7 +192,7 @@ func (q registrationRequest) client() (*clients.Client, error) {
 		}
 	}
 	if q.Scope == nil {
-		c.Scopes = slices.Clone(defaultRegisteredScopes)
+		c.Scopes = slices.Clone(defaultScopes)
 	} else {
 		for _, tok := range strings.Split(*q.Scope, " ") {
 			switch {

@@ -79,6 +79,11 @@ type Config struct {
 	// RegistrationToken, when set, is the initial access token it needs.
 	RegistrationEnabled bool
 	RegistrationToken   string
+	// Registration is the registration policy (register_policy.go).
+	Registration RegistrationPolicy
+	// InsecureHTTP (config insecure_http) also accepts http:// redirect
+	// URIs to hosts that are not loopback (clients.Rules).
+	InsecureHTTP bool
 	// TrustedProxies are the reverse proxies whose forwarding headers
 	// name the real caller (clientaddr.go).
 	TrustedProxies []netip.Prefix
@@ -187,6 +192,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if len(cfg.SystemSecret) < 32 {
 		return nil, errors.New("server: the system secret must be at least 32 bytes")
 	}
+	cfg.Registration.fillDefaults()
 	if cfg.LoginSessionLifespan <= 0 {
 		cfg.LoginSessionLifespan = 24 * time.Hour
 	}

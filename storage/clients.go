@@ -20,8 +20,10 @@ type clientRow struct {
 	// access token ("" when the client was not registered dynamically).
 	RegistrationTokenHash string
 	Data                  string
-	CreatedAt             time.Time
-	UpdatedAt             time.Time
+	// Origin is the address that registered the client (WithOrigin).
+	Origin    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 func (clientRow) TableName() string { return "clients" }
@@ -100,6 +102,7 @@ func (s *GormStore) CreateClient(ctx context.Context, c *clients.Client) error {
 	if err != nil {
 		return err
 	}
+	row.Origin = originOf(ctx)
 	defer s.clients.invalidate()
 	return s.write(ctx, true, func(tx *gorm.DB) error { return translate(tx.Create(row).Error) })
 }

@@ -103,6 +103,7 @@ func (s *GormStore) CreateDeviceCode(ctx context.Context, dc *DeviceCode) error 
 	}
 	exp := dc.ExpiresAt.UTC()
 	row.ExpiresAt = &exp
+	row.Origin = originOf(ctx)
 	dr := deviceRow{
 		Row:               *row,
 		UserCodeSignature: hashKey(dc.UserCode),

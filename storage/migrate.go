@@ -139,6 +139,7 @@ func migrations() []migration {
 			`ALTER TABLE `+tableDevice+` ADD COLUMN last_polled_at {{ts}} NULL`,
 			`CREATE UNIQUE INDEX `+tableDevice+`_user_code_idx ON `+tableDevice+` (user_code_signature)`,
 		)},
+		{version: 5, name: "origin of unauthenticated rows (pending.go)", sql: originDDL()},
 		{version: 7, name: "failure counters of login throttling", sql: []string{
 			`CREATE TABLE ` + tableThrottle + ` (
 				counter_key     VARCHAR(64) PRIMARY KEY,

@@ -43,6 +43,9 @@ type requestRow struct {
 	Active            bool
 	ExpiresAt         *time.Time
 	RotatedAt         *time.Time
+	// Origin is the address of the caller that made an unauthenticated
+	// row (WithOrigin); "" for every other row.
+	Origin string
 }
 
 // authorizeExtra is what an authorize request adds to a plain request; only

@@ -48,6 +48,7 @@ type Store interface {
 	SessionStore
 	ThrottleStore
 	DeviceStore
+	PendingStore
 
 	// RevokeClientTokens deactivates every refresh token and unused code and
 	// deletes every access token issued to clientID, in one transaction; it

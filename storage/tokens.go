@@ -16,11 +16,12 @@ func (s *GormStore) createRequest(ctx context.Context, table, signature string, 
 		return err
 	}
 	row.AccessSignature = accessSignature
+	row.Origin = originOf(ctx)
 	stmt := insertRequestSQL(table)
 	return s.write(ctx, true, func(tx *gorm.DB) error {
 		return translate(tx.Exec(stmt, row.Signature, row.RequestID, row.RequestedAt, row.ClientID, row.Subject,
 			row.RequestedScopes, row.GrantedScopes, row.RequestedAudience, row.GrantedAudience, row.Form,
-			row.SessionData, row.Extra, row.AccessSignature, row.Active, row.ExpiresAt, row.RotatedAt).Error)
+			row.SessionData, row.Extra, row.AccessSignature, row.Active, row.ExpiresAt, row.RotatedAt, row.Origin).Error)
 	})
 }
 
@@ -29,7 +30,7 @@ func (s *GormStore) createRequest(ctx context.Context, table, signature string, 
 func insertRequestSQL(table string) string {
 	return `INSERT INTO ` + table + ` (signature, request_id, requested_at, client_id, subject, requested_scopes,
 		granted_scopes, requested_audience, granted_audience, form, session_data, extra, access_signature, active,
-		expires_at, rotated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		expires_at, rotated_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 }
 
 // getRow reads the request row of signature in table: plain SQL scanned
