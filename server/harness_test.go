@@ -85,6 +85,11 @@ func withRegistration(initialToken string) option {
 	}
 }
 
+// withRegistrationPolicy sets the registration policy.
+func withRegistrationPolicy(p server.RegistrationPolicy) option {
+	return func(o *serverOptions) { o.cfg.Registration = p }
+}
+
 // withAdminToken turns the admin API on with token.
 func withAdminToken(token string) option {
 	return func(o *serverOptions) { o.cfg.AdminToken = token }

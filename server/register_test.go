@@ -20,6 +20,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/latchauth/latch/clients"
+	"github.com/latchauth/latch/server"
 )
 
 const registrationPath = "/oauth2/register"
@@ -76,6 +77,14 @@ func (ts *testServer) configure(t *testing.T, method, clientID, token, body stri
 	return ts.raw(t, method, registrationPath+"/"+clientID, contentType, body, a)
 }
 
+// servicePolicy lets registered clients use client_credentials and the
+// scopes read and write: the tests of the RFC 7591 and 7592 mechanics
+// register such clients.
+var servicePolicy = server.RegistrationPolicy{
+	AllowedScopes:     []string{"openid", "profile", "email", "groups", "offline_access", "read", "write"},
+	AllowedGrantTypes: []string{clients.GrantAuthorizationCode, clients.GrantRefreshToken, clients.GrantClientCredentials},
+}
+
 func TestRegistrationDisabled(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t)
@@ -86,8 +95,8 @@ func TestRegistrationDisabled(t *testing.T) {
 
 func TestRegistrationInitialAccessToken(t *testing.T) {
 	t.Parallel()
-	open := newTestServer(t, withRegistration(""))
-	guarded := newTestServer(t, withRegistration("initial-access-token"))
+	open := newTestServer(t, withRegistration(""), withRegistrationPolicy(servicePolicy))
+	guarded := newTestServer(t, withRegistration("initial-access-token"), withRegistrationPolicy(servicePolicy))
 	for _, tc := range []struct {
 		name      string
 		ts        *testServer
@@ -124,7 +133,7 @@ func TestRegistrationInitialAccessToken(t *testing.T) {
 
 func TestRegistrationResponse(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, withRegistration(""))
+	ts := newTestServer(t, withRegistration(""), withRegistrationPolicy(servicePolicy))
 	require.Equal(t, ts.URL+registrationPath, ts.get(t, "/.well-known/openid-configuration").json(t)["registration_endpoint"])
 
 	t.Run("confidential client", func(t *testing.T) {
@@ -190,7 +199,7 @@ func TestRegistrationResponse(t *testing.T) {
 
 func TestRegistrationErrors(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, withRegistration(""))
+	ts := newTestServer(t, withRegistration(""), withRegistrationPolicy(servicePolicy))
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
 	private, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: key, KeyID: "k1"}}})
@@ -239,7 +248,7 @@ func TestRegistrationErrors(t *testing.T) {
 // token with golang.org/x/oauth2 and revokes it itself.
 func TestRegistrationEndToEnd(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, withRegistration("initial-access-token"))
+	ts := newTestServer(t, withRegistration("initial-access-token"), withRegistrationPolicy(servicePolicy))
 	reg := ts.registerOK(t, ccMetadata)
 	require.NotEmpty(t, reg.ClientSecret)
 
@@ -265,7 +274,7 @@ func TestRegistrationEndToEnd(t *testing.T) {
 // registration access token.
 func TestRegistrationManagement(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, withRegistration(""))
+	ts := newTestServer(t, withRegistration(""), withRegistrationPolicy(servicePolicy))
 	a := ts.registerOK(t, `{"client_name":"App A","redirect_uris":["https://a.example.com/cb"],"grant_types":["authorization_code","client_credentials"],"scope":"read"}`)
 	b := ts.registerOK(t, ccMetadata)
 
@@ -384,7 +393,7 @@ func TestRegistrationManagement(t *testing.T) {
 // client secret are nowhere in the database file in clear.
 func TestRegistrationSecretsAtRest(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, withRegistration(""))
+	ts := newTestServer(t, withRegistration(""), withRegistrationPolicy(servicePolicy))
 	reg := ts.registerOK(t, ccMetadata)
 
 	c, err := (&clients.Manager{Store: ts.Store}).Get(t.Context(), reg.ClientID)
