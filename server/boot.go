@@ -200,8 +200,8 @@ func ConfigFromFile(f config.File, st storage.Store, log *slog.Logger, hasher *c
 			MaxClients:              f.Registration.MaxClients,
 			PerAddressPerHour:       f.Registration.PerAddressPerHour,
 		},
-		TrustedProxies:        trustedProxies(f.TrustedProxies),
-		InsecureHTTP:          f.InsecureHTTP,
+		TrustedProxies: trustedProxies(f.TrustedProxies),
+		InsecureHTTP:   f.InsecureHTTP,
 	}
 }
 
