@@ -38,6 +38,10 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.writeAuthorizeError(w, r, ar, fosite.ErrInvalidRequest.WithHint("The 'redirect_uri' parameter does not match any of the client's registered redirect URIs."))
 		return
 	}
+	if err := checkParameterSizes(ar.GetRequestForm()); err != nil {
+		s.writeAuthorizeError(w, r, ar, err)
+		return
+	}
 	// Everything a later step would refuse is refused now, before a login
 	// or consent page is shown (preflight.go).
 	if err := s.checkAuthorizeRequest(ctx, ar); err != nil {
@@ -192,12 +196,18 @@ func (s *Server) redirectToPage(w http.ResponseWriter, r *http.Request, ar fosit
 			return
 		}
 		challenge = base64.RawURLEncoding.EncodeToString(raw)
+		origin := s.clientKey(r)
+		if err := s.pendingBound(r.Context(), w, storage.PendingChallenge, ar.GetClient().GetID(), origin); err != nil {
+			s.renderPendingError(w, r, err)
+			return
+		}
 		binding, err := s.ensureBinding(w, r)
 		if err != nil {
 			s.renderStorageError(w, r, err)
 			return
 		}
-		if err := s.store.CreateAuthorizeChallenge(r.Context(), challengeKey(challenge, binding), ar, s.now().Add(challengeLifespan)); err != nil {
+		ctx := storage.WithOrigin(r.Context(), origin)
+		if err := s.store.CreateAuthorizeChallenge(ctx, challengeKey(challenge, binding), ar, s.now().Add(challengeLifespan)); err != nil {
 			s.renderStorageError(w, r, err)
 			return
 		}

@@ -154,6 +154,10 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		s.writeOAuthError(ctx, w, r, fosite.ErrUnauthorizedClient.WithHintf("The client is not allowed to use the grant '%s'.", clients.GrantDeviceCode))
 		return
 	}
+	if err := checkParameterSizes(r.PostForm); err != nil {
+		s.writeOAuthError(ctx, w, r, err)
+		return
+	}
 	scopes := fosite.RemoveEmpty(strings.Split(r.PostForm.Get("scope"), " "))
 	for _, scope := range scopes {
 		if !s.oauth.Config.GetScopeStrategy(ctx)(client.GetScopes(), scope) {
@@ -186,11 +190,16 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		Interval:  deviceInterval,
 		ExpiresAt: now.Add(s.cfg.DeviceCodeLifespan),
 	}
+	origin := s.clientKey(r)
+	if err := s.pendingBound(ctx, w, storage.PendingDevice, client.GetID(), origin); err != nil {
+		s.writeOAuthError(ctx, w, r, err)
+		return
+	}
 	// A user code already stored is drawn again; with 20^8 codes a second
 	// collision in a row means something else is wrong.
 	for attempt := 0; ; attempt++ {
 		if dc.UserCode, err = newUserCode(); err == nil {
-			err = s.store.CreateDeviceCode(ctx, dc)
+			err = s.store.CreateDeviceCode(storage.WithOrigin(ctx, origin), dc)
 		}
 		if !errors.Is(err, storage.ErrAlreadyExists) || attempt == 2 {
 			break

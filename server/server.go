@@ -81,6 +81,11 @@ type Config struct {
 	RegistrationToken   string
 	// Registration is the registration policy (register_policy.go).
 	Registration RegistrationPolicy
+	// PendingPerClient and PendingPerAddress bound the authorization
+	// requests, pushed requests and device authorizations waiting at once,
+	// per client and per caller address (pending.go; default 10000, 100).
+	PendingPerClient  int
+	PendingPerAddress int
 	// InsecureHTTP (config insecure_http) also accepts http:// redirect
 	// URIs to hosts that are not loopback (clients.Rules).
 	InsecureHTTP bool
@@ -193,6 +198,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, errors.New("server: the system secret must be at least 32 bytes")
 	}
 	cfg.Registration.fillDefaults()
+	if cfg.PendingPerClient <= 0 {
+		cfg.PendingPerClient = defaultPendingPerClient
+	}
+	if cfg.PendingPerAddress <= 0 {
+		cfg.PendingPerAddress = defaultPendingPerAddress
+	}
 	if cfg.LoginSessionLifespan <= 0 {
 		cfg.LoginSessionLifespan = 24 * time.Hour
 	}

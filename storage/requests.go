@@ -59,11 +59,25 @@ type authorizeExtra struct {
 	DefaultResponseMode  string   `json:"default_response_mode"`
 }
 
-// secretFormKeys never reach the database: a stored form that held a
-// password, a client secret or a token in clear would undo hashing them.
-var secretFormKeys = []string{
-	"password", "client_secret", "client_assertion", "assertion", "code",
-	"code_verifier", "refresh_token", "token", "device_code", "subject_token",
+// storedFormKeys are the only request parameters kept with a request: those
+// a later step reads back (fosite's handlers, the login and consent pages,
+// the device and token exchange flows). Anything else a caller sends,
+// however long, is not stored, so an unauthenticated request cannot make
+// the database keep what it likes. Secrets are not among them: a stored
+// form that held a password, a client secret, a code or a token in clear
+// would undo hashing them.
+var storedFormKeys = map[string]bool{
+	// RFC 6749, RFC 7636, RFC 8707, RFC 9101, RFC 9126, RFC 9449
+	"client_id": true, "response_type": true, "redirect_uri": true, "scope": true, "state": true,
+	"response_mode": true, "code_challenge": true, "code_challenge_method": true, "audience": true,
+	"resource": true, "grant_type": true, "request_uri": true, "dpop_jkt": true,
+	// OpenID Connect Core §3.1.2.1
+	"nonce": true, "prompt": true, "max_age": true, "display": true, "ui_locales": true,
+	"claims_locales": true, "login_hint": true, "acr_values": true, "id_token_hint": true, "claims": true,
+	// RFC 8693 token exchange (the tokens themselves are not kept)
+	"requested_token_type": true, "subject_token_type": true, "actor_token_type": true,
+	// the login page's choice of upstream identity provider
+	"connector": true,
 }
 
 // hashKey is used for tables whose key fosite hands over in clear (the
@@ -79,10 +93,9 @@ func (s *GormStore) toRow(signature string, r fosite.Requester, expiry fosite.To
 	}
 	form := url.Values{}
 	for k, v := range r.GetRequestForm() {
-		form[k] = v
-	}
-	for _, k := range secretFormKeys {
-		form.Del(k)
+		if storedFormKeys[k] {
+			form[k] = v
+		}
 	}
 	row := &requestRow{
 		Signature:         signature,
