@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		pagingTests(),
 		deviceTests(),
 		fixtureTests(),
+		pendingTests(),
 	} {
 		all = append(all, group...)
 	}
