@@ -60,7 +60,7 @@ func authorizeForm(clientID string) url.Values {
 
 // What an unauthenticated caller makes the database keep is small and
 // does not grow with junk parameters: a 30 KB parameter is refused; junk
-// under the caps is not stored. The review measured 49 KiB per
+// under the caps is not stored. Before these bounds, 49 KiB were kept per
 // authorization request and 60 to 69 KiB per device or pushed request.
 func TestJunkParametersAreNotStored(t *testing.T) {
 	t.Parallel()

@@ -61,7 +61,7 @@ func TestLogoutNeverGoesToAnUnsafePostLogoutURI(t *testing.T) {
 	requireSignedIn(t, b)
 }
 
-// Every way in refuses the URIs the review registered: the admin API and
+// Every way in refuses dangerous redirect URIs: the admin API and
 // registration (config and the CLI have tests of their own).
 func TestDangerousRedirectURIsAreRefusedEverywhere(t *testing.T) {
 	t.Parallel()

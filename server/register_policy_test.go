@@ -33,7 +33,7 @@ func withTrustedLoopbackProxy() option {
 
 const webMetadata = `{"redirect_uris":["https://app.example.com/cb"],"client_name":"Web"}`
 
-// Open registration with the default policy refuses what the review did:
+// Open registration with the default policy refuses the classic abuse:
 // a client_credentials client with scopes of its choosing. Nothing is
 // stored, and the answer names each field.
 func TestOpenRegistrationRefusesScopesAndGrantsBeyondThePolicy(t *testing.T) {
