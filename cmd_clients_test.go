@@ -229,6 +229,21 @@ func TestClientsDelete(t *testing.T) {
 	}
 }
 
+// insecure_http, which lets an issuer be plain http off loopback, lets
+// redirect URIs be so too: the CLI applies the deployment's rules.
+func TestClientsInsecureHTTPAllowsRemoteHTTPRedirectURIs(t *testing.T) {
+	env := cliDB(t)
+	env["LATCH_INSECURE_HTTP"] = "true"
+	env["LATCH_ISSUER"] = "http://latch.internal:8080"
+	mustLatch(t, env, "", "clients", "create", "--id", "web", "--token-endpoint-auth-method", "none",
+		"--grant-type", "authorization_code", "--redirect-uri", "http://app.internal/cb")
+	_, _, err := latch(t, env, "", "clients", "create", "--id", "js", "--token-endpoint-auth-method", "none",
+		"--grant-type", "authorization_code", "--redirect-uri", "javascript:alert(1)")
+	if err == nil || !strings.Contains(err.Error(), "javascript") {
+		t.Fatalf("a javascript: URI with insecure_http: %v, want refused", err)
+	}
+}
+
 func TestClientsErrors(t *testing.T) {
 	env := cliDB(t)
 	mustLatch(t, env, "", "clients", "create", "--id", "svc")
@@ -246,6 +261,10 @@ func TestClientsErrors(t *testing.T) {
 		{"duplicate id", "", []string{"clients", "create", "--id", "svc"}, []string{`client "svc" already exists`}},
 		{"invalid redirect URI", "", []string{"clients", "create", "--id", "web", "--grant-type", "authorization_code", "--redirect-uri", "/callback"},
 			[]string{"invalid client \"web\":\n  redirect_uris[0]: ", `"/callback"`}},
+		{"javascript: redirect URI", "", []string{"clients", "create", "--id", "web", "--grant-type", "authorization_code", "--redirect-uri", "javascript:alert(1)"},
+			[]string{"invalid client \"web\":\n  redirect_uris[0]: must not use the javascript: scheme"}},
+		{"plain http to a remote host", "", []string{"clients", "create", "--id", "web", "--grant-type", "authorization_code", "--redirect-uri", "http://app.example.com/cb"},
+			[]string{"redirect_uris[0]: must use https", "insecure_http"}},
 		{"every problem at once", "", []string{"clients", "create", "--id", "web", "--grant-type", "magic", "--redirect-uri", "x#y"},
 			[]string{"invalid client \"web\":\n  grant_types[0]: ", `"magic"`, "\n  redirect_uris[0]: ", `"x#y"`}},
 		{"authorization_code without redirect URI", "", []string{"clients", "create", "--id", "web", "--grant-type", "authorization_code"},
