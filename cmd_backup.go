@@ -3,6 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -16,8 +19,16 @@ func (c *cli) backupCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "backup FILE",
 		Short: "Copy the SQLite database to FILE, consistently, while serve runs",
-		Args:  cobra.ExactArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 || args[0] == "" {
+				return errors.New("give the file to write: latch backup FILE, e.g. latch backup /backups/latch-$(date +%F).db")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkBackupTarget(args[0]); err != nil {
+				return err
+			}
 			return c.withStore(cmd.Context(), func(_ config.File, st storage.Store) error {
 				b, ok := st.(storage.Backuper)
 				if !ok {
@@ -31,4 +42,22 @@ func (c *cli) backupCommand() *cobra.Command {
 			})
 		},
 	}
+}
+
+// checkBackupTarget says in one line what is wrong with FILE before the
+// database is opened: SQLite would only say "unable to open database file".
+func checkBackupTarget(path string) error {
+	dir := filepath.Dir(path)
+	switch info, err := os.Stat(dir); {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("no such folder %s: create it first, backup writes FILE into an existing folder", dir)
+	case err != nil:
+		return fmt.Errorf("cannot use folder %s: %v", dir, errors.Unwrap(err))
+	case !info.IsDir():
+		return fmt.Errorf("%s is not a folder", dir)
+	}
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("%s already exists; backup never overwrites a file", path)
+	}
+	return nil
 }

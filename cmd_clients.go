@@ -85,7 +85,7 @@ func (c *cli) clientsCreate() *cobra.Command {
 				return errors.New("--id is required: the client_id, e.g. --id my-app")
 			}
 			cl := &clients.Client{ID: o.id, TokenEndpointAuthMethod: clients.AuthMethodBasic,
-				GrantTypes: []string{clients.GrantClientCredentials}, ResponseTypes: []string{}}
+				GrantTypes: []string{clients.GrantClientCredentials}}
 			if err := o.apply(cmd, cl); err != nil {
 				return err
 			}
@@ -135,7 +135,10 @@ func (c *cli) clientsList() *cobra.Command {
 					return err
 				}
 				if out.json() {
-					return writeJSON(c.stdout, list)
+					for _, cl := range list {
+						clients.Defaults(cl) // [] for lists of rows stored with null
+					}
+					return writeJSON(c.stdout, append([]*clients.Client{}, list...))
 				}
 				tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "CLIENT ID\tNAME\tAUTH METHOD\tGRANT TYPES\tSCOPES\tREDIRECT URIS")
@@ -167,6 +170,7 @@ func (c *cli) clientsGet() *cobra.Command {
 					return clientError(args[0], err)
 				}
 				if out.json() {
+					clients.Defaults(cl) // [] for lists of rows stored with null
 					return writeJSON(c.stdout, cl)
 				}
 				return printClient(c.stdout, cl)

@@ -74,12 +74,10 @@ func (o *clientFlags) apply(cmd *cobra.Command, cl *clients.Client) error {
 		}
 	}
 	// authorization_code needs response type "code" and nothing else may
-	// have one: follow the grant types unless response types were given.
+	// have one: unless response types were given, clients.Defaults derives
+	// them from the new grant types.
 	if changed("grant-type") && !changed("response-type") {
-		cl.ResponseTypes = []string{}
-		if slices.Contains(cl.GrantTypes, clients.GrantAuthorizationCode) {
-			cl.ResponseTypes = []string{"code"}
-		}
+		cl.ResponseTypes = nil
 	}
 	if changed("token-endpoint-auth-method") {
 		cl.TokenEndpointAuthMethod = o.authMethod

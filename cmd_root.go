@@ -75,6 +75,9 @@ func (c *cli) loadConfig() (config.File, error) {
 	if err != nil {
 		return f, err
 	}
+	for _, w := range config.UnknownEnv(os.Environ()) {
+		fmt.Fprintln(c.stderr, "latch: warning:", w)
+	}
 	if err := f.ApplyEnv(c.getenv); err != nil {
 		return f, err
 	}
@@ -105,6 +108,7 @@ func (c *cli) openConfigured(ctx context.Context) (config.File, *storage.GormSto
 	if err := validate(f); err != nil {
 		return f, nil, err
 	}
+	c.announceDatabase(f)
 	st, err := openStore(ctx, f, newLogger(f, c.stderr))
 	return f, st, err
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 
 	"github.com/spf13/cobra"
 
@@ -43,14 +42,11 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	// An issuer that names the listen address follows it, so that
-	// --listen 127.0.0.1:0 prints and uses the port actually taken.
-	followListen := o.issuer == "" && issuerHost(f.Issuer) == f.Listen
 	if o.listen != "" {
 		f.Listen = o.listen
 	}
 	if o.issuer != "" {
-		f.Issuer = o.issuer
+		f.Issuer, f.IssuerSet = o.issuer, true
 	}
 	if o.dev {
 		f.Database = config.Database{Driver: "sqlite", DSN: ":memory:"}
@@ -78,18 +74,15 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 			"protected only by who can read the database (its file permissions with SQLite); " +
 			"set secrets.system or LATCH_SECRETS_SYSTEM (at least 32 random bytes) to encrypt them")
 	}
+	c.announceDatabase(f)
 
 	ln, err := net.Listen("tcp", f.Listen)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
-	if followListen {
-		scheme := "http"
-		if f.TLS.CertFile != "" {
-			scheme = "https"
-		}
-		f.Issuer = scheme + "://" + ln.Addr().String()
+	if !f.IssuerSet {
+		f.Issuer = listenIssuer(ln.Addr(), f.TLS.CertFile != "")
 	}
 
 	boot := server.BootOptions{Logger: log, DevMode: o.dev}
@@ -120,7 +113,7 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 		}
 	}()
 	go srv.Janitor(ctx, f.Janitor.Interval.Duration)
-	fmt.Fprintf(c.stdout, "latch listening on %s\n", srv.Issuer())
+	fmt.Fprintf(c.stdout, "latch listening on %s\nissuer URL %s\n", ln.Addr(), srv.Issuer())
 
 	select {
 	case err := <-served:
@@ -140,10 +133,21 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 	return nil
 }
 
-func issuerHost(issuer string) string {
-	u, err := url.Parse(issuer)
-	if err != nil {
-		return ""
+// listenIssuer is the issuer of a server with none configured: the
+// address it listens on, so that `--listen 127.0.0.1:0` names the port it
+// took. A wildcard listener (0.0.0.0, ::) is reached on this machine at
+// its loopback address.
+func listenIssuer(addr net.Addr, tls bool) string {
+	scheme := "http"
+	if tls {
+		scheme = "https"
 	}
-	return u.Host
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return scheme + "://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
 }

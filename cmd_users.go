@@ -76,6 +76,9 @@ func (c *cli) newPassword(username string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := passhash.CheckPassword(password); err != nil {
+		return "", fmt.Errorf("password of user %s: %w", username, err)
+	}
 	return passhash.Hash(password)
 }
 

@@ -45,7 +45,7 @@ func envFrom(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
-var listeningLine = regexp.MustCompile(`latch listening on (\S+)`)
+var listeningLine = regexp.MustCompile(`issuer URL (\S+)`)
 
 // startServe runs `latch serve args...` until the test ends and returns
 // its issuer URL and output.
@@ -285,7 +285,6 @@ func svcConfig(t *testing.T, db string) (dir, cfg string) {
 	cfg = filepath.Join(dir, "config.yaml")
 	writeFile(t, cfg, `
 listen: 127.0.0.1:0
-issuer: http://127.0.0.1:0
 database: {driver: sqlite, dsn: `+filepath.Join(dir, db)+`}
 clients:
   - id: svc

@@ -37,6 +37,7 @@ func (m *Manager) Create(ctx context.Context, c *Client, secret string) (string,
 	if err != nil {
 		return "", err
 	}
+	Defaults(c)
 	if err := m.Rules.Validate(c); err != nil {
 		return "", err
 	}
@@ -61,6 +62,7 @@ func (m *Manager) Update(ctx context.Context, c *Client) error {
 		// A dynamically registered client keeps its RFC 7592 token.
 		c.RegistrationTokenHash = old.RegistrationTokenHash
 	}
+	Defaults(c)
 	if err := m.Rules.Validate(c); err != nil {
 		return err
 	}
@@ -125,6 +127,7 @@ func (m *Manager) Seed(ctx context.Context, c *Client, secret string) error {
 			return err
 		}
 	}
+	Defaults(c)
 	if err := m.Rules.Validate(c); err != nil {
 		return fmt.Errorf("client %s: %w", c.ID, err)
 	}

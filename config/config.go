@@ -19,6 +19,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -28,7 +29,13 @@ import (
 // File is the whole config.yaml. Every key of the specification has a field;
 // the yaml tags are the keys, and LATCH_* variable names derive from them.
 type File struct {
-	Issuer          string          `yaml:"issuer"`
+	Issuer string `yaml:"issuer"`
+	// IssuerSet is whether the issuer was configured (in the file, by
+	// LATCH_ISSUER or by a flag) rather than left at its default. Only
+	// a default issuer may follow the address serve actually listens on:
+	// a configured one is the public URL and never changes behind the
+	// user's back.
+	IssuerSet       bool            `yaml:"-"`
 	Listen          string          `yaml:"listen"`
 	InsecureHTTP    bool            `yaml:"insecure_http"`
 	TLS             TLS             `yaml:"tls"`
@@ -233,13 +240,24 @@ func Default() File {
 }
 
 // Load returns Default with the YAML file at path decoded on top of it.
-// Keys absent from the file keep their defaults. It does not validate.
+// Keys absent from the file keep their defaults; relative file paths
+// (database.dsn for SQLite, tls files, trusted_issuers[].jwks_file) are
+// resolved against the file's folder. It does not validate.
 func Load(path string) (File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return File{}, err
 	}
-	return Parse(path, data)
+	f, err := Parse(path, data)
+	if err != nil {
+		return File{}, err
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return File{}, err
+	}
+	f.resolvePaths(dir)
+	return f, nil
 }
 
 // LoadDefault is Load for a path the user did not ask for explicitly: a
@@ -266,6 +284,11 @@ func Parse(name string, data []byte) (File, error) {
 		}
 		return File{}, explain(name, data, err)
 	}
+	var declared struct {
+		Issuer *string `yaml:"issuer"`
+	}
+	_ = yaml.Unmarshal(data, &declared) // it decoded strictly above
+	f.IssuerSet = declared.Issuer != nil && *declared.Issuer != ""
 	// Further documents are almost always a paste mistake; allow only empty ones.
 	for {
 		var extra yaml.Node

@@ -32,6 +32,9 @@ func (f *File) ApplyEnv(getenv func(string) string) error {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
 		}
 	})
+	if getenv(EnvPrefix+"ISSUER") != "" {
+		f.IssuerSet = true
+	}
 	return errors.Join(errs...)
 }
 

@@ -22,7 +22,8 @@ func (c Client) AuthMethod() string {
 	return c.TokenEndpointAuthMethod
 }
 
-// Model is the client as Latch stores it, without its secret (the caller
+// Model is the client as Latch stores it, with clients.Defaults applied so
+// that Validate judges what will be stored, without its secret (the caller
 // hashes Secret: clients.Manager.Seed).
 func (c Client) Model() (*clients.Client, error) {
 	m := &clients.Client{
@@ -40,6 +41,7 @@ func (c Client) Model() (*clients.Client, error) {
 		RateLimit:               c.RateLimit,
 		SkipConsent:             c.SkipConsent,
 	}
+	clients.Defaults(m)
 	if len(c.JWKS) > 0 && string(c.JWKS) != "null" {
 		m.JWKS = new(jose.JSONWebKeySet)
 		if err := json.Unmarshal(c.JWKS, m.JWKS); err != nil {
@@ -123,6 +125,10 @@ func (p *problems) users(list []User) {
 			p.add(key, "set only one of password and password_hash")
 		case u.PasswordHash != "" && !isPasswordHash(u.PasswordHash):
 			p.add(key+".password_hash", "must be a bcrypt ($2a$, $2b$, $2y$) or argon2id ($argon2id$) hash")
+		case u.Password != "":
+			if err := passhash.CheckPassword(u.Password); err != nil {
+				p.add(key+".password", "%v", err)
+			}
 		}
 		if u.Email != "" {
 			at := strings.LastIndex(u.Email, "@")
@@ -177,8 +183,8 @@ func (p *problems) jwks(key string, raw json.RawMessage) {
 	}
 }
 
-// KeySet returns the issuer's keys, from jwks or by reading jwks_file (a
-// path relative to the working directory, like database.dsn).
+// KeySet returns the issuer's keys, from jwks or by reading jwks_file
+// (Load has made a relative path relative to the config file's folder).
 func (t TrustedIssuer) KeySet() (*jose.JSONWebKeySet, error) {
 	raw := t.JWKS
 	if t.JWKSFile != "" {

@@ -110,7 +110,7 @@ func TestValidateRules(t *testing.T) {
 		{"client jwks invalid", func(f *File) { f.Clients[2].JWKS = json.RawMessage(`[]`) }, "clients[2].jwks: is not a JSON Web Key Set"},
 		{"client_credentials for public client", func(f *File) { f.Clients[1].GrantTypes = append(f.Clients[1].GrantTypes, "client_credentials") }, "clients[1].grant_types[2]: client_credentials needs a confidential client"},
 		{"code grant without redirect", func(f *File) { f.Clients[1].RedirectURIs = nil }, "clients[1].redirect_uris: the authorization_code grant needs at least one redirect URI"},
-		{"code grant without code response", func(f *File) { f.Clients[1].ResponseTypes = nil }, "clients[1].response_types: the authorization_code grant needs response type code"},
+		{"code grant with response_types: []", func(f *File) { f.Clients[1].ResponseTypes = []string{} }, "clients[1].response_types: the authorization_code grant needs response type code"},
 		{"code response without code grant", func(f *File) { f.Clients[2].ResponseTypes = []string{"code"} }, "clients[2].response_types: code needs the authorization_code grant"},
 		{"redirect relative", func(f *File) { f.Clients[0].RedirectURIs = []string{"/callback"} }, "clients[0].redirect_uris[0]: must be an absolute URI"},
 		{"redirect no host", func(f *File) { f.Clients[0].RedirectURIs = []string{"https:///cb"} }, "clients[0].redirect_uris[0]: must have a host"},
@@ -177,7 +177,7 @@ func TestValidateCollectsEverything(t *testing.T) {
 	}
 	want := []string{
 		"issuer: ", "log.level: ", "tokens.id_token_lifespan: ", "clients[0].id: ",
-		"clients[0].redirect_uris[1]: ", "users[0]: ", "users[1].username: ", "users[1].email: ",
+		"clients[0].redirect_uris[1]: ", "users[0]: ", "users[1].username: ", "users[1].password: ", "users[1].email: ",
 	}
 	lines := strings.Split(err.Error(), "\n")
 	if len(lines) != len(want) {

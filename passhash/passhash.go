@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -214,3 +215,26 @@ func bcryptOK(s string) bool {
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// The length rule of NIST SP 800-63B §5.1.1.2 for passwords a person
+// chooses: at least 8 characters, and at least 64 allowed. The upper bound
+// is far above 64 so that pass phrases and password managers fit; it only
+// keeps a request from making us hash megabytes.
+const (
+	MinPasswordLength = 8
+	MaxPasswordLength = 1024
+)
+
+// CheckPassword applies that rule to a new password, counting characters
+// (Unicode code points), as the guideline does, not bytes. Every path that
+// sets a password (config.yaml, the CLI, the admin API) calls it and puts
+// the key it came from in front of the message.
+func CheckPassword(password string) error {
+	switch n := utf8.RuneCountInString(password); {
+	case n < MinPasswordLength:
+		return fmt.Errorf("must be at least %d characters (NIST SP 800-63B), got %d", MinPasswordLength, n)
+	case n > MaxPasswordLength:
+		return fmt.Errorf("must be at most %d characters, got %d", MaxPasswordLength, n)
+	}
+	return nil
+}

@@ -253,3 +253,23 @@ func BenchmarkVerifyBcrypt10(b *testing.B) {
 		}
 	}
 }
+
+func TestCheckPasswordFollowsNISTLengthRule(t *testing.T) {
+	for _, tc := range []struct {
+		name, password string
+		ok             bool
+	}{
+		{"one character", "a", false},
+		{"seven characters", "1234567", false},
+		{"eight characters", "12345678", true},
+		{"eight characters of more than one byte each", "пароль12", true},
+		{"64 characters", strings.Repeat("x", 64), true},
+		{"over the cap", strings.Repeat("x", passhash.MaxPasswordLength+1), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := passhash.CheckPassword(tc.password); (err == nil) != tc.ok {
+				t.Errorf("CheckPassword = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}

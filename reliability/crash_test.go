@@ -27,7 +27,7 @@ func TestCrash(t *testing.T) {
 	bin := latchBinary(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "crash.db")
-	cfg := writeConfig(t, dir, "127.0.0.1:0", "http://127.0.0.1:0", "{driver: sqlite, dsn: "+db+"}")
+	cfg := writeConfig(t, dir, "127.0.0.1:0", "", "{driver: sqlite, dsn: "+db+"}")
 	led := &ledger{state: map[string]tokenState{}}
 	rec := newRecorder()
 	t.Cleanup(rec.close)

@@ -73,13 +73,16 @@ func goTool() string {
 
 // writeConfig writes a config.yaml into dir: the database block given, the
 // svc client, an admin token, no janitor, ES256 keys, and listen and issuer
-// as given.
+// as given; an empty issuer is left out, so that it follows the port taken.
 func writeConfig(t *testing.T, dir, listen, issuer, database string) string {
 	t.Helper()
 	path := filepath.Join(dir, "config.yaml")
+	if issuer != "" {
+		issuer = "issuer: " + issuer
+	}
 	require.NoError(t, os.WriteFile(path, []byte(`
 listen: `+listen+`
-issuer: `+issuer+`
+`+issuer+`
 log: {level: info, format: text}
 janitor: {interval: 0s}
 database: `+database+`
@@ -97,7 +100,7 @@ clients:
 
 const adminToken = "admin-token-of-the-reliability-tests-0123456789"
 
-var listening = regexp.MustCompile(`latch listening on (\S+)`)
+var listening = regexp.MustCompile(`issuer URL (\S+)`)
 
 // proc is a running `latch serve`.
 type proc struct {

@@ -33,9 +33,7 @@ type adminClientOut struct {
 func clientOut(c *clients.Client, secret string) adminClientOut {
 	v := *c
 	v.TokenEndpointAuthMethod = c.GetTokenEndpointAuthMethod() // "" means the default: show it
-	for _, l := range []*[]string{&v.RedirectURIs, &v.PostLogoutRedirectURIs, &v.GrantTypes, &v.ResponseTypes, &v.Scopes, &v.Audience} {
-		*l = adminStrings(*l)
-	}
+	clients.Defaults(&v)                                       // rows stored before lists were always [] may hold null
 	return adminClientOut{Client: &v, Secret: secret}
 }
 

@@ -68,8 +68,10 @@ func (in *adminUserIn) check(create bool) error {
 	switch {
 	case in.Password == nil && create:
 		bad("password", "is required")
-	case in.Password != nil && *in.Password == "":
-		bad("password", "must not be empty")
+	case in.Password != nil:
+		if err := passhash.CheckPassword(*in.Password); err != nil {
+			bad("password", err.Error())
+		}
 	}
 	for i, g := range in.Groups {
 		if g == "" {

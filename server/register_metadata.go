@@ -175,9 +175,7 @@ func (q registrationRequest) client(defaultScopes []string) (*clients.Client, er
 	if c.GrantTypes == nil {
 		c.GrantTypes = []string{clients.GrantAuthorizationCode}
 	}
-	if c.ResponseTypes == nil && slices.Contains(c.GrantTypes, clients.GrantAuthorizationCode) {
-		c.ResponseTypes = []string{"code"}
-	}
+	clients.Defaults(c)
 	var problems clients.ValidationError
 	if len(q.JWKS) > 0 && string(q.JWKS) != "null" {
 		c.JWKS = new(jose.JSONWebKeySet)

@@ -27,7 +27,9 @@ func (s *GormStore) Backup(ctx context.Context, path string) error {
 	}
 	if err := s.readPool.WithContext(ctx).Exec("VACUUM INTO ?", path).Error; err != nil {
 		_ = os.Remove(path)
-		return fmt.Errorf("storage: backup to %s: %w", path, translate(err))
+		// SQLite's own words ("unable to open database file") name the
+		// cause; translate would call the source database unavailable.
+		return fmt.Errorf("storage: backup to %s: %v", path, err)
 	}
 	return nil
 }
