@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+
+	"github.com/gorilla/mux"
 )
 
 // Fault injection for the test fixtures (Config.Faults): latchtest.FailNext
@@ -81,13 +83,31 @@ func (fs *Faults) take(path string) (Failure, bool) {
 	return f, true
 }
 
-func (fs *Faults) wrap(next http.Handler) http.Handler {
+// injectFaults answers a request with the failure queued for its path, if
+// one is. It runs in front of the router, so it names the route itself:
+// the access log and the metrics show the route the client called
+// (/oauth2/token), not "unmatched", and a line says the failure was
+// injected, so nobody hunts a real fault.
+func (s *Server) injectFaults(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f, ok := fs.take(r.URL.Path)
+		f, ok := s.cfg.Faults.take(r.URL.Path)
 		if !ok {
 			next.ServeHTTP(w, r)
 			return
 		}
+		route := "unmatched"
+		var m mux.RouteMatch
+		if s.router.Match(r, &m) && m.Route != nil {
+			if tpl, err := m.Route.GetPathTemplate(); err == nil {
+				route = tpl
+			}
+		}
+		if info, ok := r.Context().Value(requestInfoKey{}).(*requestInfo); ok {
+			info.mu.Lock()
+			info.route = route
+			info.mu.Unlock()
+		}
+		s.log.InfoContext(r.Context(), "injected failure", "route", route, "status", f.Status, "error", f.Error)
 		if f.Status == http.StatusUnauthorized {
 			challenge := `Basic realm="latch"`
 			if strings.HasPrefix(strings.ToLower(r.Header.Get("Authorization")), "bearer ") {

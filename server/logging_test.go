@@ -151,3 +151,31 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	require.True(t, sawToken, "the token requests are logged")
 	require.True(t, sawClient, "the client id is logged")
 }
+
+// TestEveryLogLineOfARequestCarriesItsID: the handler's own lines (here
+// the refused token request, at debug level) carry the same request_id as
+// the access line, the one the client sent in X-Request-Id.
+func TestEveryLogLineOfARequestCarriesItsID(t *testing.T) {
+	t.Parallel()
+	ts, logs := newLoggedServer(t)
+	req, err := http.NewRequest(http.MethodPost, ts.URL+"/oauth2/token", strings.NewReader("grant_type=no-such-grant"))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Request-Id", "trace-me-42")
+	req.SetBasicAuth("basic-client", ts.secrets["basic-client"])
+	resp, err := ts.http.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+
+	var msgs []string
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var e map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &e), "JSON log line: %s", line)
+		if e["request_id"] == "trace-me-42" {
+			msgs = append(msgs, e["msg"].(string))
+		}
+	}
+	require.Contains(t, msgs, "request refused", "the handler's line carries the request id")
+	require.Contains(t, msgs, "http", "the access line carries it too")
+}

@@ -220,7 +220,8 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(rec.status)).Inc()
 		s.metrics.latency.WithLabelValues(route, method).Observe(elapsed.Seconds())
 
-		attrs := []any{"request_id", id, "route", route, "method", method, "status", rec.status,
+		// request_id comes from ctx (logctx.go), as on every line.
+		attrs := []any{"route", route, "method", method, "status", rec.status,
 			"duration", elapsed.Round(time.Microsecond)}
 		if clientID != "" {
 			attrs = append(attrs, "client_id", clientID)

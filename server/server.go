@@ -222,7 +222,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:    cfg,
 		store:  cfg.Store,
-		log:    cfg.Logger,
+		log:    slog.New(withRequestIDs(cfg.Logger.Handler())),
 		now:    cfg.Now,
 		keys:   km,
 		signer: km.Signer(),
@@ -243,7 +243,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.router = s.routes()
 	s.handler = s.router
 	if s.cfg.Faults != nil {
-		s.handler = s.cfg.Faults.wrap(s.router)
+		s.handler = s.injectFaults(s.router)
 	}
 	s.handler = s.observe(s.handler)
 	return s, nil
