@@ -23,7 +23,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -926,26 +925,25 @@ func TestDeployConfigs(t *testing.T) {
 // ---------------------------------------------------------------------------
 // The healthcheck program and the binaries, built as the Dockerfile builds them.
 
-// goBuildLikeDockerfile builds pkg with the Dockerfile's environment and
-// flags (VERSION=test) into dir, and returns the binary's path.
-func goBuildLikeDockerfile(t *testing.T, pkg, dir string) string {
+// buildHealthcheck builds the healthcheck program into dir with the
+// test's own toolchain settings, so the packages it needs come from the
+// build cache of this test binary. The Dockerfile's flags (-trimpath,
+// -ldflags, CGO_ENABLED=0) are not repeated here: TestDockerfile and
+// TestCIBuildsLikeDockerfile compare them with .ci/run's build line, and
+// .ci/run builds with them. Rebuilding with them here cost a cold
+// `go test ./...` minutes (a second, uncached cgo build of SQLite for the
+// latch binary).
+func buildHealthcheck(t *testing.T, dir string) string {
 	t.Helper()
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skip("no go command on PATH")
 	}
-	b := buildOf(t, "Dockerfile", dockerBuilds(t, parseDockerfile(t)[0]), pkg)
-	out := filepath.Join(dir, filepath.Base(b.Output))
-	args := []string{"build"}
-	for _, f := range b.Flags {
-		args = append(args, strings.ReplaceAll(f, "${VERSION}", "test"))
-	}
-	args = append(args, "-o", out, pkg)
-	cmd := exec.Command(gobin, args...)
+	out := filepath.Join(dir, "healthcheck")
+	cmd := exec.Command(gobin, "build", "-o", out, "./deploy/healthcheck")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), b.Env...)
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, msg)
+		t.Fatalf("go build ./deploy/healthcheck: %v\n%s", err, msg)
 	}
 	return out
 }
@@ -971,7 +969,7 @@ func runHealthcheck(t *testing.T, bin string, args ...string) (int, string, time
 }
 
 func TestHealthcheck(t *testing.T) {
-	bin := goBuildLikeDockerfile(t, "./deploy/healthcheck", t.TempDir())
+	bin := buildHealthcheck(t, t.TempDir())
 
 	// Its default URL is the container's readiness endpoint.
 	_, usage, _ := runHealthcheck(t, bin, "-h")
@@ -1040,118 +1038,4 @@ func TestHealthcheck(t *testing.T) {
 	if code != 1 || took > 2*time.Second {
 		t.Errorf("hanging server: exit %d after %s, want 1 within the timeout: %s", code, took, out)
 	}
-}
-
-// TestImageBinaryServesDeployConfig runs what the image runs, as closely as
-// a machine without Docker can: latch built with the Dockerfile's flags,
-// `serve --config deploy/config.yaml` with the database on a data directory
-// (as /data), and the healthcheck binary against it, until it is ready, and
-// again after SIGTERM.
-func TestImageBinaryServesDeployConfig(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the latch binary")
-	}
-	dir := t.TempDir()
-	latch := goBuildLikeDockerfile(t, ".", dir)
-	hc := goBuildLikeDockerfile(t, "./deploy/healthcheck", dir)
-
-	out, err := exec.Command(latch, "version").CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "latch test" {
-		t.Fatalf("latch version: %q, %v; want \"latch test\" from -X main.version", out, err)
-	}
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := filepath.Abs("config.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(latch, "serve", "--config", cfg)
-	cmd.Dir = dir
-	// Only the listen address and the database path differ from the
-	// container: the issuer stays the file's.
-	cmd.Env = append(os.Environ(), "LATCH_LISTEN="+addr, "LATCH_DATABASE_DSN="+filepath.Join(data, "latch.db"))
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stopped := false
-	defer func() {
-		if !stopped {
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	}()
-
-	url := "http://" + addr + "/health/ready"
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		code, _, _ := runHealthcheck(t, hc, "-url", url)
-		if code == 0 {
-			break
-		}
-		select {
-		case err := <-exited:
-			stopped = true
-			t.Fatalf("latch serve exited: %v\n%s", err, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready after 30s:\n%s", logs.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if !strings.Contains(logs.String(), "latch listening on http://127.0.0.1:8080") {
-		t.Errorf("want the file's issuer printed:\n%s", logs.String())
-	}
-	if _, err := os.Stat(filepath.Join(data, "latch.db")); err != nil {
-		t.Errorf("database not on the data directory: %v", err)
-	}
-
-	// docker stop sends SIGTERM: latch drains and exits 0.
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		stopped = true
-		if err != nil {
-			t.Errorf("latch serve after SIGTERM: %v\n%s", err, logs.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("latch serve did not stop within 20s of SIGTERM:\n%s", logs.String())
-	}
-	if code, _, _ := runHealthcheck(t, hc, "-url", url); code != 1 {
-		t.Errorf("healthcheck after stop: exit %d, want 1", code)
-	}
-}
-
-// syncBuffer is a bytes.Buffer that a process's output goroutine writes
-// while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

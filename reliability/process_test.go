@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/latchauth/latch/internal/skipnote"
 )
 
 // The real `latch serve`, as an operator runs it: built once per test
@@ -27,6 +29,10 @@ var build struct {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv("LATCH_TEST_POSTGRES_DSN") == "" && os.Getenv("CI") == "" {
+		skipnote.Print("reliability", "TestScaleOutPostgres skips: LATCH_TEST_POSTGRES_DSN is not set "+
+			"(e.g. \"host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable\")")
+	}
 	code := m.Run()
 	if build.dir != "" {
 		_ = os.RemoveAll(build.dir)

@@ -20,13 +20,14 @@ import (
 
 const callback = "http://127.0.0.1:5555/cb"
 
-// createUsers adds the test users, through the same seeding as config.yaml.
+// createUsers adds the test users, through the same seeding as config.yaml,
+// with password hashes made once per process (fixtures_test.go).
 func createUsers(t *testing.T, st storage.UserStore) {
 	t.Helper()
 	require.NoError(t, users.Seed(context.Background(), st, []config.User{
-		{Username: "alice", Password: "alice-password", Email: "alice@example.com", EmailVerified: true,
+		{Username: "alice", PasswordHash: passwordHashOf(t, "alice-password"), Email: "alice@example.com", EmailVerified: true,
 			Name: "Alice Example", Groups: []string{"admins", "dev"}, Claims: map[string]any{"department": "engineering"}},
-		{Username: "bob", Password: "bob-password", Email: "bob@example.com", Name: "Bob Example"},
+		{Username: "bob", PasswordHash: passwordHashOf(t, "bob-password"), Email: "bob@example.com", Name: "Bob Example"},
 	}))
 }
 

@@ -30,9 +30,9 @@ const (
 	pathDeviceAuth = "/oauth2/device/auth"
 	pathDevice     = "/device"
 
-	// deviceInterval is the polling interval a device is told to keep
-	// (RFC 8628 §3.2's default); slowDownStep is how much it grows on each
-	// slow_down (§3.5).
+	// deviceInterval is the default polling interval a device is told to
+	// keep (RFC 8628 §3.2's; Config.DevicePollInterval); slowDownStep is
+	// how much it grows on each slow_down (§3.5).
 	deviceInterval = 5 * time.Second
 	slowDownStep   = 5 * time.Second
 
@@ -187,7 +187,7 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 	dc := &storage.DeviceCode{
 		Signature: signature,
 		Request:   req,
-		Interval:  deviceInterval,
+		Interval:  s.cfg.DevicePollInterval,
 		ExpiresAt: now.Add(s.cfg.DeviceCodeLifespan),
 	}
 	origin := s.clientKey(r)
@@ -216,7 +216,7 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, r *http.Reques
 		"verification_uri":          s.url(pathDevice),
 		"verification_uri_complete": s.url(pathDevice) + "?user_code=" + userCode,
 		"expires_in":                int64(s.cfg.DeviceCodeLifespan / time.Second),
-		"interval":                  int64(deviceInterval / time.Second),
+		"interval":                  int64(s.cfg.DevicePollInterval / time.Second),
 	})
 }
 

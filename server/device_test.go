@@ -28,9 +28,12 @@ var userCodeFormat = regexp.MustCompile(`^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMN
 //	device-confidential  client_secret_post (how golang.org/x/oauth2's
 //	                     DeviceAuth can send a secret); device_code only,
 //	                     skip_consent, audience https://api.example.com
+// Devices are told to poll every second, not RFC 8628's 5 s, so that the
+// flows through golang.org/x/oauth2 (which waits the interval before each
+// poll) do not wait out 5 s; withDevicePollInterval(0) restores the default.
 func newDeviceServer(t *testing.T, opts ...option) *testServer {
 	t.Helper()
-	ts := newTestServer(t, opts...)
+	ts := newTestServer(t, append([]option{withDevicePollInterval(time.Second)}, opts...)...)
 	m := &clients.Manager{Store: ts.Store, Hasher: clients.NewHasher(100)}
 	for _, c := range []*clients.Client{
 		{ID: "device-client", Name: "Device App", TokenEndpointAuthMethod: clients.AuthMethodNone,
@@ -49,6 +52,10 @@ func newDeviceServer(t *testing.T, opts ...option) *testServer {
 // withDeviceCodeLifespan sets tokens.device_code_lifespan.
 func withDeviceCodeLifespan(d time.Duration) option {
 	return func(o *serverOptions) { o.cfg.DeviceCodeLifespan = d }
+}
+
+func withDevicePollInterval(d time.Duration) option {
+	return func(o *serverOptions) { o.cfg.DevicePollInterval = d }
 }
 
 // deviceConfig is golang.org/x/oauth2's view of a device client: the
@@ -169,7 +176,7 @@ func TestDeviceFlowPublicClient(t *testing.T) {
 	require.True(t, strings.HasPrefix(da.DeviceCode, "ory_dc_"), "device code %q", da.DeviceCode)
 	require.Equal(t, ts.URL+"/device", da.VerificationURI)
 	require.Equal(t, ts.URL+"/device?user_code="+da.UserCode, da.VerificationURIComplete)
-	require.Equal(t, int64(5), da.Interval)
+	require.Equal(t, int64(1), da.Interval, "the interval of newDeviceServer")
 	require.WithinDuration(t, start.Add(10*time.Minute), da.Expiry, 5*time.Second, "expires_in is the device code lifespan")
 
 	raw := ts.post(t, "/oauth2/device/auth", "form", map[string]string{"scope": "openid"}, idAuth("device-client"))
@@ -296,12 +303,14 @@ func TestDeviceFlowDeny(t *testing.T) {
 	flowRequirePage(t, r, http.StatusBadRequest)
 }
 
-// TestDeviceSlowDown: polling faster than the interval is slow_down, and
-// the device code's interval grows by 5 s each time, persisted.
+// TestDeviceSlowDown: the default interval is 5 s; polling faster than
+// the interval is slow_down, and the device code's interval grows by 5 s
+// each time, persisted.
 func TestDeviceSlowDown(t *testing.T) {
 	t.Parallel()
-	ts := newDeviceServer(t)
+	ts := newDeviceServer(t, withDevicePollInterval(0))
 	da := ts.deviceAuth(t, ts.deviceConfig("device-client", "openid"))
+	require.Equal(t, int64(5), da.Interval, "RFC 8628's default")
 	a := idAuth("device-client")
 	requireError(t, ts.pollDevice(t, da.DeviceCode, a), http.StatusBadRequest, "authorization_pending")
 	requireError(t, ts.pollDevice(t, da.DeviceCode, a), http.StatusBadRequest, "slow_down")

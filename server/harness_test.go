@@ -154,6 +154,9 @@ func startServer(t *testing.T, o serverOptions) *testServer {
 	}
 	cfg.Hasher = hasher
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if o.secrets == nil && (cfg.SigningAlgorithm == "" || cfg.SigningAlgorithm == "RS256") {
+		storeSigningKey(t, st) // a restart keeps the first start's key
+	}
 	srv, err := server.New(ctx, cfg)
 	require.NoError(t, err, "server.New")
 	httpSrv.Config.Handler = srv

@@ -52,6 +52,10 @@ type Config struct {
 	// DeviceCodeLifespan is how long a device code and its user code
 	// stay usable (RFC 8628; default 10m).
 	DeviceCodeLifespan time.Duration
+	// DevicePollInterval is the polling interval a device is told to keep
+	// (default 5 s, RFC 8628 §3.2's). Whole seconds, as the answer carries
+	// it; tests shorten it so a device flow does not wait out 5 s.
+	DevicePollInterval time.Duration
 
 	// AccessTokenFormat is the format of access tokens of clients that do
 	// not set their own: "opaque" (default) or "jwt" (RFC 9068).
@@ -172,11 +176,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		&cfg.AuthorizeCodeLifespan: 10 * time.Minute,
 		&cfg.IDTokenLifespan:       time.Hour,
 		&cfg.DeviceCodeLifespan:    10 * time.Minute,
+		&cfg.DevicePollInterval:    deviceInterval,
 	}
 	for p, d := range defaults {
 		if *p <= 0 {
 			*p = d
 		}
+	}
+	if cfg.DevicePollInterval < time.Second {
+		cfg.DevicePollInterval = time.Second // the answer carries whole seconds
 	}
 	switch cfg.AccessTokenFormat {
 	case "":

@@ -5,9 +5,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchauth/latch/internal/skipnote"
 	"github.com/latchauth/latch/storage"
 	"github.com/latchauth/latch/storage/conformance"
 )
+
+// TestMain says, once, when the PostgreSQL half of the suite will skip.
+func TestMain(m *testing.M) {
+	if os.Getenv("LATCH_TEST_POSTGRES_DSN") == "" {
+		skipnote.Print("storage", "TestPostgres skips: LATCH_TEST_POSTGRES_DSN is not set "+
+			"(e.g. \"host=127.0.0.1 port=5432 user=postgres dbname=test sslmode=disable\")")
+	}
+	os.Exit(m.Run())
+}
 
 // TestPostgres runs the conformance suite on PostgreSQL when
 // LATCH_TEST_POSTGRES_DSN names a database, for example
