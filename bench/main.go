@@ -1,7 +1,7 @@
-// Command bench is Latch's load benchmark (issue 8): it drives one OAuth
+// Command bench is Latch's load benchmark: it drives one OAuth
 // operation over real HTTP at a fixed concurrency for a fixed time and
 // reports throughput, latency percentiles, errors by status, the server's
-// peak memory, and whether issue 8's targets were met.
+// peak memory, and whether the README's performance targets were met.
 //
 // From the repository root:
 //

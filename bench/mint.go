@@ -30,7 +30,7 @@ const (
 	// minPool is the smallest pool of revoke tokens or codes.
 	minPool = 100
 	// The rates pools are sized for when -tokens does not say, per second
-	// of -d: revokeRate for -op revoke, above issue 8's target so that a
+	// of -d: revokeRate for -op revoke, above its target so that a
 	// server that meets it does not run dry; codeRate for -op code and
 	// mixedRate for all of -op mixed (split by mixWeights), which have no
 	// target, well above what they were measured at.

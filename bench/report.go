@@ -11,7 +11,8 @@ import (
 	"time"
 )
 
-// Issue 8's targets. They are reported, never enforced.
+// The performance targets of the README's Performance section. They are
+// reported, never enforced.
 var throughputTargets = map[string]struct {
 	rps float64
 	p99 time.Duration
@@ -89,8 +90,8 @@ type StartStats struct {
 	Max    float64 `json:"max_ms"`
 }
 
-// Target is one of issue 8's targets and how this run did; Met is nil
-// when the run cannot tell, Got empty when issue 8 sets none.
+// Target is one of the performance targets and how this run did; Met is
+// nil when the run cannot tell, Got empty when there is no target.
 type Target struct {
 	Want string `json:"want"`
 	Got  string `json:"got,omitempty"`
@@ -156,7 +157,7 @@ func (r *Report) setRSS(bytes int64) {
 	}
 }
 
-// judge adds issue 8's targets for the operation.
+// judge adds the performance targets of the operation.
 func (r *Report) judge() {
 	switch t, ok := throughputTargets[r.Op]; {
 	case ok:
@@ -174,7 +175,7 @@ func (r *Report) judge() {
 			Met:  &met,
 		})
 	default:
-		r.Targets = append(r.Targets, Target{Want: "none in issue 8 for the throughput of " + r.Op})
+		r.Targets = append(r.Targets, Target{Want: "no throughput target for " + r.Op})
 	}
 	rss := Target{Want: "server peak RSS ≤ 40 MB", Got: "not measured: the benchmark did not start the server"}
 	if r.PeakRSS >= 0 {

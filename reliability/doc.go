@@ -1,4 +1,4 @@
-// Package reliability holds the tests of issue 7 that treat Latch as a
+// Package reliability holds the tests that treat Latch as a
 // whole system rather than as handlers: sustained concurrent load on one
 // SQLite file (TestStress), SIGKILL of a real `latch serve` in the middle
 // of writes (TestCrash), storage that fails underneath a running server

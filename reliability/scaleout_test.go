@@ -46,7 +46,7 @@ func TestScaleOutPostgres(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "127.0.0.1:0", sharedIssuer, fmt.Sprintf("{driver: postgres, dsn: %q}", dbDSN))
 	// One after the other: two first starts at once on an empty database
-	// can fail to seed the same client (see the report of issue 7).
+	// can both insert the same declared client, and one of them fails.
 	pa := startOnFreePort(t, bin, dir, cfg)
 	pb := startOnFreePort(t, bin, dir, cfg)
 	rec := newRecorder()

@@ -1,6 +1,7 @@
 package server
 
-// The admin API (SPEC "HTTP endpoints", issue 4 §2): JSON over HTTP for a
+// The admin API (SPEC "HTTP endpoints", and users, consents, secret and
+// key rotation beyond it): JSON over HTTP for a
 // team's own tooling, behind the bearer token admin.token. This file holds
 // what every admin endpoint shares (authentication, body decoding,
 // pagination, errors). Clients are in admin_clients.go, users in

@@ -18,7 +18,7 @@ import (
 	"github.com/latchauth/latch/storage"
 )
 
-// The busiest endpoints (issue 8), measured through the server's
+// The busiest endpoints, measured through the server's
 // http.Handler with httptest.NewRecorder: no network and no OpenAPI check
 // of the answers (the harness's transport does that), but every middleware,
 // fosite, the client secret check and a SQLite file with synchronous=FULL,

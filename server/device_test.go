@@ -28,6 +28,7 @@ var userCodeFormat = regexp.MustCompile(`^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMN
 //	device-confidential  client_secret_post (how golang.org/x/oauth2's
 //	                     DeviceAuth can send a secret); device_code only,
 //	                     skip_consent, audience https://api.example.com
+//
 // Devices are told to poll every second, not RFC 8628's 5 s, so that the
 // flows through golang.org/x/oauth2 (which waits the interval before each
 // poll) do not wait out 5 s; withDevicePollInterval(0) restores the default.

@@ -187,7 +187,7 @@ func TestAuthorizeErrorsAtCallback(t *testing.T) {
 			flowRequirePage(t, r, http.StatusOK)
 			require.Len(t, forms(t, r), 1, "%s: %s", name, r.Body)
 			// fosite writes this page, not a template, but it is a page all
-			// the same (issue 3: "security headers on every page"): nothing
+			// the same, and every page carries the security headers: nothing
 			// may frame it. Its inline onload script rules out default-src
 			// 'none', not frame-ancestors.
 			require.Equal(t, "DENY", r.Header.Get("X-Frame-Options"), "form_post page %s: X-Frame-Options", name)

@@ -18,7 +18,7 @@ import (
 	"github.com/latchauth/latch/storage"
 )
 
-// The store's hot paths (issue 8), each measured in three settings:
+// The store's hot paths, each measured in three settings:
 //
 //	file           a SQLite file in WAL mode with synchronous=FULL, as in
 //	               production: every commit waits for an fsync
