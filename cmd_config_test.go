@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -179,4 +181,31 @@ func TestBackupSaysWhatIsWrongInOneLine(t *testing.T) {
 		strings.Contains(err.Error(), "\n") || strings.Count(err.Error(), "storage:") > 0 {
 		t.Errorf("backup into a missing folder: %v", err)
 	}
+}
+
+// TestDerivedIssuerFollowsTheHTTPRule: without a configured issuer, one
+// derived from a non-loopback listen address over http is refused like a
+// configured one, unless insecure_http is set.
+func TestDerivedIssuerFollowsTheHTTPRule(t *testing.T) {
+	if got := listenIssuer(&net.TCPAddr{IP: net.IPv4zero, Port: 8080}, false); got != "http://127.0.0.1:8080" {
+		t.Errorf("0.0.0.0:8080 gives %q, want the loopback address", got)
+	}
+	if got := listenIssuer(&net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 8443}, true); got != "https://192.0.2.7:8443" {
+		t.Errorf("got %q", got)
+	}
+	// A non-loopback address of this machine, if it has one.
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.IsLoopback() || ipn.IP.To4() == nil {
+			continue
+		}
+		env := map[string]string{"LATCH_DATABASE_DSN": ":memory:"}
+		err := run(t.Context(), []string{"serve", "--listen", ipn.IP.String() + ":0"}, envFrom(env), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "issuer") {
+			t.Fatalf("serve on %s with a derived http issuer: %v", ipn.IP, err)
+		}
+		return
+	}
+	t.Log("no non-loopback IPv4 address: the refusal itself was not exercised")
 }

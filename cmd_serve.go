@@ -83,6 +83,12 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 	defer ln.Close()
 	if !f.IssuerSet {
 		f.Issuer = listenIssuer(ln.Addr(), f.TLS.CertFile != "")
+		// The derived issuer meets the same rules as a configured one:
+		// listening on a LAN address must not serve plain http to the
+		// network unless insecure_http says so.
+		if err := validate(f); err != nil {
+			return err
+		}
 	}
 
 	boot := server.BootOptions{Logger: log, DevMode: o.dev}
