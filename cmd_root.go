@@ -75,6 +75,8 @@ func (c *cli) loadConfig() (config.File, error) {
 	if err != nil {
 		return f, err
 	}
+	// The names come from the process environment itself: getenv can only
+	// look up names already known.
 	for _, w := range config.UnknownEnv(os.Environ()) {
 		fmt.Fprintln(c.stderr, "latch: warning:", w)
 	}
