@@ -12,6 +12,7 @@
 //	go run ./bench -op code               # code exchanges: confidential client, PKCE S256, ID token
 //	go run ./bench -op mixed              # a weighted mix of the five above
 //	go run ./bench -op start -n 10        # `latch serve --dev` until /health/ready is 200
+//	go run ./bench -op compare -d 10s     # Latch, latch --dev, oidc-provider and a no-op handler, interleaved
 //	go run ./bench -op cc -smoke          # a one-second run, for CI
 //
 // Without -url, the benchmark starts Latch itself, on 127.0.0.1 and a fresh
@@ -60,6 +61,9 @@ func main() {
 	if spec, ok := os.LookupEnv(childEnv); ok {
 		os.Exit(childMain(spec))
 	}
+	if addr, ok := os.LookupEnv(noopEnv); ok {
+		os.Exit(noopMain(addr))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -89,10 +93,11 @@ type options struct {
 	timeout      time.Duration
 	cpuProfile   string
 	logLevel     string
+	rounds       int
 }
 
 // ops are the operations -op takes, in the order the usage lists them.
-var ops = []string{"cc", "introspect", "revoke", "refresh", "code", "mixed", "start"}
+var ops = []string{"cc", "introspect", "revoke", "refresh", "code", "mixed", "start", "compare"}
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
 	var o options
@@ -112,6 +117,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.tokens, "tokens", 0, "tokens or codes to pre-mint for revoke and code (default: enough for the duration at a rate above the target)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the started server's CPU profile of the timed phase to this file (go tool pprof)")
 	fs.StringVar(&o.logLevel, "log", "warn", "log.level of the started server: warn logs nothing per request; info is serve's default, one line per request")
+	fs.IntVar(&o.rounds, "rounds", 3, "-op compare: rounds, each running every op against every server in turn")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up on a request after this long (counted as a transport error)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./bench [-op OP] [-c N] [-d DURATION] [flags]\n\n")
@@ -139,6 +145,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	if o.timeout <= 0 || o.timeout > 10*time.Minute {
 		problems = append(problems, fmt.Errorf("-timeout: must be more than 0 and at most 10m, got %s", o.timeout))
 	}
+	if o.rounds < 1 || o.rounds > 20 {
+		problems = append(problems, fmt.Errorf("-rounds: must be from 1 to 20, got %d", o.rounds))
+	}
 	if o.runs < 1 || o.runs > 1000 {
 		problems = append(problems, fmt.Errorf("-n: must be from 1 to 1000, got %d", o.runs))
 	}
@@ -154,8 +163,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 			problems = append(problems, errors.New("-url: needs -client-id and -client-secret"))
 		case o.op == "refresh" || o.op == "code":
 			problems = append(problems, fmt.Errorf("-op %s: needs the benchmark's own server (no -url), which mints the refresh tokens and codes", o.op))
-		case o.op == "start":
-			problems = append(problems, errors.New("-op start: starts its own servers; -url does not apply"))
+		case o.op == "start" || o.op == "compare":
+			problems = append(problems, fmt.Errorf("-op %s: starts its own servers; -url does not apply", o.op))
 		case o.db != "":
 			problems = append(problems, errors.New("-db: applies only to the server the benchmark starts, not with -url"))
 		}
@@ -178,9 +187,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// The child processes write to stderr from goroutines of os/exec.
 	stderr = &lockedWriter{w: stderr}
 	var rep *Report
-	if o.op == "start" {
+	switch o.op {
+	case "compare":
+		return benchCompare(ctx, o, stdout, stderr)
+	case "start":
 		rep, err = benchStart(ctx, o, stderr)
-	} else {
+	default:
 		rep, err = benchLoad(ctx, o, stderr)
 	}
 	if err != nil {
