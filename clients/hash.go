@@ -169,6 +169,16 @@ func (h *Hasher) verify(hash, secret string) error {
 	return passhash.Verify(hash, secret)
 }
 
+// Remember records that secret is the secret of hash, as a successful
+// Compare of a slow hash would, for a pair its caller has verified another
+// way: configuration seeding, by its keyed memo (server/seedmemo.go), so
+// that a client declared in config.yaml costs no argon2id run at all.
+func (h *Hasher) Remember(hash, secret string) {
+	if passhash.IsHash(hash) {
+		h.cache.add(cacheKey([]byte(hash), []byte(secret)))
+	}
+}
+
 // IsHash reports whether s is in one of the stored formats above.
 func IsHash(s string) bool {
 	return strings.HasPrefix(s, prefixSHA256) || passhash.IsHash(s)

@@ -14,7 +14,6 @@ import (
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/secrets"
 	"github.com/latchauth/latch/storage"
-	"github.com/latchauth/latch/users"
 )
 
 // The start-up `latch serve` and the latchtest package share: the same
@@ -143,7 +142,8 @@ func openMigrated(ctx context.Context, f config.File, log *slog.Logger) (*storag
 // Seed upserts the clients, users and trusted issuers declared in f, by id,
 // so the file stays the source of truth for what it declares.
 func Seed(ctx context.Context, f config.File, st storage.Store, mgr *clients.Manager) error {
-	if err := users.Seed(ctx, st, f.Users); err != nil {
+	memo := newSeedMemo(f, st)
+	if err := seedUsers(ctx, f.Users, st, memo); err != nil {
 		return fmt.Errorf("seed users: %w", err)
 	}
 	for _, fc := range f.Clients {
@@ -151,7 +151,7 @@ func Seed(ctx context.Context, f config.File, st storage.Store, mgr *clients.Man
 		if err != nil {
 			return err
 		}
-		if err := mgr.Seed(ctx, c, fc.Secret); err != nil {
+		if err := seedClient(ctx, c, fc.Secret, mgr, memo); err != nil {
 			return fmt.Errorf("seed %w", err)
 		}
 	}

@@ -37,6 +37,13 @@ type Backuper interface {
 	Backup(ctx context.Context, path string) error
 }
 
+// SeedMemos keeps the keyed checks that let a restart skip re-hashing
+// the unchanged plaintext secrets of config.yaml (see storage/seedmemo.go).
+type SeedMemos interface {
+	SeedMemo(ctx context.Context, name string) (string, error)
+	SetSeedMemo(ctx context.Context, name, memo string) error
+}
+
 // PoolStats exposes the write pool, for its statistics (the metrics
 // endpoint).
 type PoolStats interface {
@@ -56,5 +63,6 @@ var (
 	_ ClientReloader = (*GormStore)(nil)
 	_ Backuper       = (*GormStore)(nil)
 	_ PoolStats      = (*GormStore)(nil)
+	_ SeedMemos      = (*GormStore)(nil)
 	_ RateLimited    = (*clients.Client)(nil)
 )
