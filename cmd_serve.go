@@ -104,7 +104,7 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 	defer in.Close()
 	srv, st := in.Server, in.Store
 	if o.dev {
-		if err := c.createDemoClients(ctx, st, srv.Issuer()); err != nil {
+		if err := c.createDemoClients(ctx, st, in.Clients.Hasher, srv.Issuer()); err != nil {
 			return err
 		}
 	}

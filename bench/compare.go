@@ -85,13 +85,26 @@ func benchCompare(ctx context.Context, o options, stdout, stderr io.Writer) erro
 			_ = s.stop()
 		}
 	}()
-	firstStart := map[string]time.Duration{}
+	// Latch's first start on the new file hashes config.yaml's secrets;
+	// the measured process is a restart, as a deployment's every later
+	// start is. Both are reported.
+	seeding := latchServer(bin, dir, cfg, addrs[1], logs)
+	firstStart, err := startServer(ctx, seeding, pathReady)
+	if err != nil {
+		return fmt.Errorf("%w\n%s", err, tail(logs.Name(), 2000))
+	}
+	firstRSS := peakRSS(seeding.cmd.Process.Pid)
+	if err := seeding.stop(); err != nil {
+		return fmt.Errorf("latch did not exit cleanly after SIGTERM: %w", err)
+	}
+	fmt.Fprintf(stderr, "bench: latch first start (hashes config.yaml's secrets): %.1f ms, peak RSS %.1f MB\n", ms(firstStart), float64(firstRSS)/1e6)
+	started := map[string]time.Duration{}
 	for _, s := range servers {
 		took, err := startServer(ctx, s, readyPathOf(s))
 		if err != nil {
 			return fmt.Errorf("%w\n%s", err, tail(logs.Name(), 2000))
 		}
-		firstStart[s.name] = took
+		started[s.name] = took
 	}
 
 	runs := map[string]map[string][]*loadgen.Result{}
@@ -122,7 +135,8 @@ func benchCompare(ctx context.Context, o options, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	writeComparison(stdout, o, runs, rss, firstStart, starts)
+	writeComparison(stdout, o, runs, rss, started, starts)
+	fmt.Fprintf(stdout, "latch first start on a new file (hashes the 3 config secrets): %.1f ms, peak RSS %.1f MB\n", ms(firstStart), float64(firstRSS)/1e6)
 	return nil
 }
 
@@ -217,7 +231,7 @@ func writeComparison(w io.Writer, o options, runs map[string]map[string][]*loadg
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tpeak RSS MB (start through run)\tfirst start ms\tmedian restart ms\t")
+	fmt.Fprintln(tw, "server\tpeak RSS MB (start through run)\tstart ms (before the run)\tmedian restart ms\t")
 	for _, name := range []string{"no-op Go handler", "latch", "latch --dev", "oidc-provider"} {
 		restart := "-"
 		if d := starts[name]; len(d) > 0 {
