@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,21 +66,48 @@ func benchCompare(ctx context.Context, o options, stdout, stderr io.Writer) erro
 	}
 	defer logs.Close()
 
-	var addrs [4]string
-	for i := range addrs {
-		if addrs[i], err = freeAddr(); err != nil {
+	system, err := newSystemSecret()
+	if err != nil {
+		return err
+	}
+	addr := func() string {
+		a, e := freeAddr()
+		err = errors.Join(err, e)
+		return a
+	}
+	noopAddr, latchAddr, devAddr, peerAddr := addr(), addr(), addr(), addr()
+	if err != nil {
+		return err
+	}
+	db := filepath.Join(dir, "latch.db")
+	cfg, err := writeLatchConfig(dir, "config.yaml", latchAddr, "sqlite", db, system)
+	if err != nil {
+		return err
+	}
+	noop, err := noopServer(noopAddr)
+	if err != nil {
+		return err
+	}
+	latch := latchServer(bin, dir, cfg, latchAddr, logs)
+	servers := []*target{noop, latch, latchServer(bin, dir, "", devAddr, logs), peerServer(peerDir, peerAddr, logs)}
+	setups := []setup{{noop.name, servers[:1], nil}, {latch.name, servers[1:2], sqliteRows(db)}, {servers[2].name, servers[2:3], nil}, {servers[3].name, servers[3:4], nil}}
+	if o.postgres != "" {
+		pg := make([]*target, 2)
+		for i := range pg {
+			a := addr()
+			c, err := writeLatchConfig(dir, fmt.Sprintf("postgres%d.yaml", i+1), a, "postgres", o.postgres, system)
+			if err != nil {
+				return err
+			}
+			pg[i] = latchServer(bin, dir, c, a, logs)
+			pg[i].name = fmt.Sprintf("latch postgres %c", 'A'+i)
+		}
+		if err != nil {
 			return err
 		}
+		servers = append(servers, pg...)
+		setups = append(setups, setup{"latch postgres ×1", pg[:1], postgresRows(o.postgres)}, setup{"latch postgres ×2", pg, postgresRows(o.postgres)})
 	}
-	cfg, err := writeLatchConfig(dir, addrs[1])
-	if err != nil {
-		return err
-	}
-	noop, err := noopServer(addrs[0])
-	if err != nil {
-		return err
-	}
-	servers := []*target{noop, latchServer(bin, dir, cfg, addrs[1], logs), latchServer(bin, dir, "", addrs[2], logs), peerServer(peerDir, addrs[3], logs)}
 	defer func() {
 		for _, s := range servers {
 			_ = s.stop()
@@ -88,7 +116,7 @@ func benchCompare(ctx context.Context, o options, stdout, stderr io.Writer) erro
 	// Latch's first start on the new file hashes config.yaml's secrets;
 	// the measured process is a restart, as a deployment's every later
 	// start is. Both are reported.
-	seeding := latchServer(bin, dir, cfg, addrs[1], logs)
+	seeding := latchServer(bin, dir, cfg, latchAddr, logs)
 	firstStart, err := startServer(ctx, seeding, pathReady)
 	if err != nil {
 		return fmt.Errorf("%w\n%s", err, tail(logs.Name(), 2000))
@@ -108,19 +136,23 @@ func benchCompare(ctx context.Context, o options, stdout, stderr io.Writer) erro
 	}
 
 	runs := map[string]map[string][]*loadgen.Result{}
+	var lost []string
 	for round := range o.rounds {
 		for _, op := range compareOps {
-			for i := range servers {
-				s := servers[(i+round)%len(servers)]
-				res, err := loadgen.Run(loadConfig(o, s, op))
+			for i := range setups {
+				su := setups[(i+round)%len(setups)]
+				res, missing, err := su.run(ctx, o, op)
 				if err != nil {
-					return fmt.Errorf("%s %s: %w", s.name, op, err)
+					return fmt.Errorf("%s %s: %w", su.name, op, err)
 				}
-				fmt.Fprintf(stderr, "bench: round %d %-10s %-16s %8.0f req/s  p99 %6.1f ms  errors %d\n", round+1, op, s.name, res.RPS, res.P99, res.Errors)
+				if missing != 0 {
+					lost = append(lost, fmt.Sprintf("%s %s round %d: %d tokens answered but not stored", su.name, op, round+1, missing))
+				}
+				fmt.Fprintf(stderr, "bench: round %d %-10s %-18s %8.0f req/s  p99 %6.1f ms  errors %d\n", round+1, op, su.name, res.RPS, res.P99, res.Errors)
 				if runs[op] == nil {
 					runs[op] = map[string][]*loadgen.Result{}
 				}
-				runs[op][s.name] = append(runs[op][s.name], res)
+				runs[op][su.name] = append(runs[op][su.name], res)
 			}
 		}
 	}
@@ -131,12 +163,15 @@ func benchCompare(ctx context.Context, o options, stdout, stderr io.Writer) erro
 			return fmt.Errorf("%s did not exit cleanly after SIGTERM: %w (log: %s)", s.name, err, logs.Name())
 		}
 	}
-	starts, err := compareStarts(ctx, o, servers[1:], bin)
+	starts, err := compareStarts(ctx, o, servers[1:4], bin)
 	if err != nil {
 		return err
 	}
-	writeComparison(stdout, o, runs, rss, started, starts)
+	writeComparison(stdout, o, setups, runs, rss, started, starts)
 	fmt.Fprintf(stdout, "latch first start on a new file (hashes the 3 config secrets): %.1f ms, peak RSS %.1f MB\n", ms(firstStart), float64(firstRSS)/1e6)
+	if len(lost) > 0 {
+		return fmt.Errorf("lost writes:\n  %s", strings.Join(lost, "\n  "))
+	}
 	return nil
 }
 
@@ -205,14 +240,15 @@ func moduleRoot(ctx context.Context) (string, error) {
 
 // writeComparison prints, per op, each server's median req/s and p99 over
 // the rounds, the ratios to oidc-provider and the targets met or missed.
-func writeComparison(w io.Writer, o options, runs map[string]map[string][]*loadgen.Result, rss map[string]int64, first map[string]time.Duration, starts map[string][]time.Duration) {
+func writeComparison(w io.Writer, o options, setups []setup, runs map[string]map[string][]*loadgen.Result, rss map[string]int64, first map[string]time.Duration, starts map[string][]time.Duration) {
 	fmt.Fprintf(w, "%d rounds, interleaved; %d connections, %s per run; loadgen client, client_secret_basic\n\n", o.rounds, o.concurrency, o.duration)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "op\tserver\tmedian req/s\tmedian p99 ms\terrors\t÷ oidc-provider\ttarget\t")
 	verdicts := []string{}
 	for _, op := range compareOps {
 		peerRPS, peerP99 := medians(runs[op]["oidc-provider"])
-		for _, name := range []string{"no-op Go handler", "latch", "latch --dev", "oidc-provider"} {
+		for _, su := range setups {
+			name := su.name
 			rs := runs[op][name]
 			rps, p99 := medians(rs)
 			ratio, target := rps/peerRPS, ""
@@ -232,7 +268,7 @@ func writeComparison(w io.Writer, o options, runs map[string]map[string][]*loadg
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "server\tpeak RSS MB (start through run)\tstart ms (before the run)\tmedian restart ms\t")
-	for _, name := range []string{"no-op Go handler", "latch", "latch --dev", "oidc-provider"} {
+	for _, name := range slices.Sorted(maps.Keys(rss)) {
 		restart := "-"
 		if d := starts[name]; len(d) > 0 {
 			restart = fmt.Sprintf("%.1f", ms(median(d)))

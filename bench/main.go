@@ -94,6 +94,7 @@ type options struct {
 	cpuProfile   string
 	logLevel     string
 	rounds       int
+	postgres     string
 }
 
 // ops are the operations -op takes, in the order the usage lists them.
@@ -118,6 +119,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the started server's CPU profile of the timed phase to this file (go tool pprof)")
 	fs.StringVar(&o.logLevel, "log", "warn", "log.level of the started server: warn logs nothing per request; info is serve's default, one line per request")
 	fs.IntVar(&o.rounds, "rounds", 3, "-op compare: rounds, each running every op against every server in turn")
+	fs.StringVar(&o.postgres, "postgres", "", "-op compare: also load one and two Latch processes on this PostgreSQL database (DSN), which the benchmark fills with tokens")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up on a request after this long (counted as a transport error)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./bench [-op OP] [-c N] [-d DURATION] [flags]\n\n")

@@ -106,8 +106,8 @@ func cleanEnv(extra ...string) []string {
 const latchConfigYAML = `issuer: http://%[1]s
 listen: %[1]s
 database:
-  driver: sqlite
-  dsn: %[2]s
+  driver: %[4]s
+  dsn: %[2]q
 secrets:
   system: %[3]s
 clients:
@@ -131,15 +131,21 @@ users:
     email: alice@example.com
 `
 
-// writeLatchConfig writes config.yaml for addr into dir and returns its path.
-func writeLatchConfig(dir, addr string) (string, error) {
-	system := make([]byte, 32)
-	if _, err := rand.Read(system); err != nil {
+// writeLatchConfig writes the configuration of a Latch on addr into
+// dir/name, with the database driver and dsn and the system secret.
+func writeLatchConfig(dir, name, addr, driver, dsn, system string) (string, error) {
+	path := filepath.Join(dir, name)
+	body := fmt.Sprintf(latchConfigYAML, addr, dsn, system, driver)
+	return path, os.WriteFile(path, []byte(body), 0o600)
+}
+
+// newSystemSecret is a random secrets.system.
+func newSystemSecret() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "config.yaml")
-	body := fmt.Sprintf(latchConfigYAML, addr, filepath.Join(dir, "latch.db"), hex.EncodeToString(system))
-	return path, os.WriteFile(path, []byte(body), 0o600)
+	return hex.EncodeToString(b), nil
 }
 
 // latchServer is `latch serve --config FILE` (log to logFile), or
