@@ -89,7 +89,13 @@ func benchCompare(ctx context.Context, o options, stdout, stderr io.Writer) erro
 		return err
 	}
 	latch := latchServer(bin, dir, cfg, latchAddr, logs)
-	servers := []*target{noop, latch, latchServer(bin, dir, "", devAddr, logs), peerServer(peerDir, peerAddr, logs)}
+	// --dev runs where no config.yaml is, or it would seed that file's
+	// secrets into its memory at every start.
+	devDir := filepath.Join(dir, "dev")
+	if err := os.Mkdir(devDir, 0o700); err != nil {
+		return err
+	}
+	servers := []*target{noop, latch, latchServer(bin, devDir, "", devAddr, logs), peerServer(peerDir, peerAddr, logs)}
 	setups := []setup{{noop.name, servers[:1], nil}, {latch.name, servers[1:2], sqliteRows(db)}, {servers[2].name, servers[2:3], nil}, {servers[3].name, servers[3:4], nil}}
 	if o.postgres != "" {
 		pg := make([]*target, 2)
