@@ -54,6 +54,8 @@ type GormStore struct {
 	checkpointsDone chan struct{}
 	// clients caches clients for a moment (clientcache.go).
 	clients clientCache
+	// prepared holds the hot write statements of SQLite (prepared.go).
+	prepared preparedSlot
 }
 
 var _ Store = (*GormStore)(nil)
@@ -223,6 +225,9 @@ func (s *GormStore) Close() error {
 		close(s.stopCheckpoints)
 		<-s.checkpointsDone
 		s.stopCheckpoints = nil
+	}
+	if p := s.prepared.Swap(nil); p != nil {
+		p.close()
 	}
 	var errs []error
 	for i, db := range []*gorm.DB{s.readPool, s.writePool} {

@@ -204,6 +204,12 @@ func (s *GormStore) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	// Outside the transaction above: preparing needs the write connection.
+	if _, inTx := txOf(ctx); !inTx {
+		if err := s.prepareWrites(ctx); err != nil {
+			return fmt.Errorf("migrate: prepare writes: %w", err)
+		}
+	}
 	return nil
 }
 

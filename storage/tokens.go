@@ -19,9 +19,9 @@ func (s *GormStore) createRequest(ctx context.Context, table, signature string, 
 	row.Origin = originOf(ctx)
 	stmt := insertRequestSQL(table)
 	return s.write(ctx, true, func(tx *gorm.DB) error {
-		return translate(tx.Exec(stmt, row.Signature, row.RequestID, row.RequestedAt, row.ClientID, row.Subject,
+		return s.exec(tx, stmt, row.Signature, row.RequestID, row.RequestedAt, row.ClientID, row.Subject,
 			row.RequestedScopes, row.GrantedScopes, row.RequestedAudience, row.GrantedAudience, row.Form,
-			row.SessionData, row.Extra, row.AccessSignature, row.Active, row.ExpiresAt, row.RotatedAt, row.Origin).Error)
+			row.SessionData, row.Extra, row.AccessSignature, row.Active, row.ExpiresAt, row.RotatedAt, row.Origin)
 	})
 }
 
@@ -219,14 +219,14 @@ func (s *GormStore) rotationRefusal(tx *gorm.DB, requestID, signature string, no
 // no lock.
 func (s *GormStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
 	return s.write(ctx, false, func(tx *gorm.DB) error {
-		return translate(tx.Exec(`UPDATE `+tableRefresh+` SET active = ? WHERE request_id = ? AND active = ?`, false, requestID, true).Error)
+		return s.exec(tx, revokeRefreshSQL, false, requestID, true)
 	})
 }
 
 // RevokeAccessToken deletes every access token of the grant.
 func (s *GormStore) RevokeAccessToken(ctx context.Context, requestID string) error {
 	return s.write(ctx, false, func(tx *gorm.DB) error {
-		return translate(tx.Table(tableAccess).Where("request_id = ?", requestID).Delete(&requestRow{}).Error)
+		return s.exec(tx, revokeAccessSQL, requestID)
 	})
 }
 
