@@ -9,7 +9,8 @@
 // # One write path
 //
 // Every write of the store goes through one of two functions (write.go),
-// and every read through reader:
+// and every read through reader (or query, which runs a hot read through
+// a prepared statement and is reader's twin: prepared.go):
 //
 //   - s.tx(ctx, fn) for a read-modify-write, or any write whose caller
 //     needs its outcome: a conditional update that may lose a race, a

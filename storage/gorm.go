@@ -54,8 +54,10 @@ type GormStore struct {
 	checkpointsDone chan struct{}
 	// clients caches clients for a moment (clientcache.go).
 	clients clientCache
-	// prepared holds the hot write statements of SQLite (prepared.go).
+	// prepared holds the hot write statements of SQLite, reads those of
+	// the hot reads (prepared.go).
 	prepared preparedSlot
+	reads    readStmts
 }
 
 var _ Store = (*GormStore)(nil)
@@ -229,6 +231,7 @@ func (s *GormStore) Close() error {
 	if p := s.prepared.Swap(nil); p != nil {
 		p.close()
 	}
+	s.reads.close()
 	var errs []error
 	for i, db := range []*gorm.DB{s.readPool, s.writePool} {
 		if i == 1 && s.writePool == s.readPool {

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"sync"
 	"sync/atomic"
 
 	"gorm.io/gorm"
@@ -109,3 +110,63 @@ func translateDriver(tx *gorm.DB, err error) error {
 
 // preparedSlot holds the preparedWrites of a store once Migrate made them.
 type preparedSlot = atomic.Pointer[preparedWrites]
+
+// readStmts are the statements of the hot reads, prepared on the read pool
+// at their first use. database/sql prepares a statement on each connection
+// it runs on, once, so a read compiles nothing after the first on each
+// connection, and skips GORM's query builder, which cost as much as the
+// read itself. Preparing on the read pool is safe: nothing holds a read
+// connection while it waits for another.
+type readStmts struct {
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+// query runs query, a fixed read of SQLite, outside a transaction through
+// its prepared statement, and inside one (which sees its own writes) through
+// GORM on the transaction's connection.
+func (s *GormStore) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	// PostgreSQL: GORM rewrites the ? placeholders, and pgx caches the
+	// prepared statement itself.
+	if s.dialect != "sqlite" {
+		return s.reader(ctx).Raw(query, args...).Rows()
+	}
+	if tx, ok := txOf(ctx); ok {
+		return tx.Raw(query, args...).Rows()
+	}
+	st, err := s.reads.stmt(ctx, s.readPool, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (r *readStmts) stmt(ctx context.Context, pool *gorm.DB, query string) (*sql.Stmt, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st := r.stmts[query]; st != nil {
+		return st, nil
+	}
+	db, err := pool.DB()
+	if err != nil {
+		return nil, err
+	}
+	st, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if r.stmts == nil {
+		r.stmts = map[string]*sql.Stmt{}
+	}
+	r.stmts[query] = st
+	return st, nil
+}
+
+func (r *readStmts) close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for q, st := range r.stmts {
+		_ = st.Close()
+		delete(r.stmts, q)
+	}
+}

@@ -39,12 +39,9 @@ func insertRequestSQL(table string) string {
 func (s *GormStore) getRow(ctx context.Context, table, signature string) (*requestRow, error) {
 	var row requestRow
 	var expires, rotated sql.NullTime
-	// Rows, not Row: with prepared statements GORM answers a failed
-	// preparation (a closed database) with an empty sql.Row, whose Scan
-	// panics.
-	rows, err := s.reader(ctx).Raw(`SELECT signature, request_id, requested_at, client_id, subject, requested_scopes,
+	rows, err := s.query(ctx, `SELECT signature, request_id, requested_at, client_id, subject, requested_scopes,
 		granted_scopes, requested_audience, granted_audience, form, session_data, extra, access_signature, active,
-		expires_at, rotated_at FROM `+table+` WHERE signature = ? LIMIT 1`, signature).Rows()
+		expires_at, rotated_at FROM `+table+` WHERE signature = ? LIMIT 1`, signature)
 	if err != nil {
 		return nil, translate(err)
 	}

@@ -9,7 +9,7 @@ import (
 )
 
 // The write path: every write of the store goes through tx or write, and
-// every read through reader. The decision table is in doc.go.
+// every read through reader (or query). The decision table is in doc.go.
 
 // txKey carries the open transaction (*gorm.DB) of BeginTX, or of tx while
 // its fn runs; unitKey carries a Unit's held writes (*unit).
