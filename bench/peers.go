@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -139,14 +138,11 @@ func writeLatchConfig(dir, name, addr, driver, dsn, system string) (string, erro
 	return path, os.WriteFile(path, []byte(body), 0o600)
 }
 
-// newSystemSecret is a random secrets.system.
-func newSystemSecret() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
-}
+// benchSystemSecret is the secrets.system of every configured Latch of
+// the benchmark: fixed, so that a PostgreSQL database filled by one run
+// (its signing keys sealed under it) serves the next. A benchmark's
+// secrets are no secret.
+const benchSystemSecret = "latch-bench-system-secret-not-for-production"
 
 // latchServer is `latch serve --config FILE` (log to logFile), or
 // `latch serve --dev` when config is "".
