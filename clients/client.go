@@ -59,8 +59,11 @@ type Client struct {
 	AccessTokenFormat       string              `json:"access_token_format,omitempty"`
 	RateLimit               float64             `json:"rate_limit,omitempty"`
 	SkipConsent             bool                `json:"skip_consent,omitempty"`
-	CreatedAt               time.Time           `json:"created_at"`
-	UpdatedAt               time.Time           `json:"updated_at"`
+	// RequireMFA asks everyone who signs in to this client for a second
+	// factor.
+	RequireMFA bool      `json:"require_mfa,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 var (

@@ -47,6 +47,7 @@ type File struct {
 	Admin           Admin           `yaml:"admin"`
 	Tokens          Tokens          `yaml:"tokens"`
 	Registration    Registration    `yaml:"registration"`
+	MFA             MFA             `yaml:"mfa"`
 	TrustedIssuers  []TrustedIssuer `yaml:"trusted_issuers"`
 	// TrustedProxies are the CIDRs of reverse proxies whose
 	// X-Forwarded-For and Forwarded headers are believed; a request from
@@ -54,6 +55,13 @@ type File struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	Clients        []Client `yaml:"clients"`
 	Users          []User   `yaml:"users"`
+}
+
+// MFA is the second-factor policy of built-in users.
+type MFA struct {
+	// Required asks every user for a second factor; one without any is
+	// shown the enrolment page after the password.
+	Required bool `yaml:"required"`
 }
 
 // TLS makes the server listen with HTTPS when both files are set.
@@ -159,6 +167,7 @@ type Client struct {
 	AccessTokenFormat       string          `yaml:"access_token_format"`
 	RateLimit               float64         `yaml:"rate_limit"`
 	SkipConsent             bool            `yaml:"skip_consent"`
+	RequireMFA              bool            `yaml:"require_mfa"`
 }
 
 // User is a user declared in the file and upserted at start-up. Exactly one

@@ -40,6 +40,7 @@ func (c Client) Model() (*clients.Client, error) {
 		AccessTokenFormat:       c.AccessTokenFormat,
 		RateLimit:               c.RateLimit,
 		SkipConsent:             c.SkipConsent,
+		RequireMFA:              c.RequireMFA,
 	}
 	clients.Defaults(m)
 	if len(c.JWKS) > 0 && string(c.JWKS) != "null" {

@@ -153,6 +153,21 @@ func (s *Server) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Autho
 		s.redirectToPage(w, r, ar, challenge, pathLogin)
 		return
 	}
+	if need, err := s.needSecondFactor(ctx, user.Username, ls.AMR, s.mfaPolicy(ar.GetClient(), form)); err != nil {
+		s.renderStorageError(w, r, err)
+		return
+	} else if need {
+		if hasPrompt(form, "none") {
+			s.writeAuthorizeError(w, r, ar, fosite.ErrInteractionRequired.WithHint("prompt=none was given, but a second factor is needed."))
+			return
+		}
+		if challenge, err = s.keepChallenge(w, r, ar, challenge); err != nil {
+			s.renderPendingError(w, r, err)
+			return
+		}
+		s.askSecondFactor(w, r, mfaPending{Username: user.Username, AMR: ls.AMR, Challenge: challenge})
+		return
+	}
 	client, _ := ar.GetClient().(*clients.Client)
 	needConsent := client == nil || !client.SkipConsent
 	if needConsent && !hasPrompt(form, "consent") {
@@ -189,31 +204,40 @@ func maxAgeExceeded(form url.Values, ls *storage.LoginSession, now time.Time) bo
 // redirectToPage keeps ar as a challenge (once), bound to this browser
 // (binding.go), and sends the browser to the login or consent page for it.
 func (s *Server) redirectToPage(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, challenge, page string) {
-	if challenge == "" {
-		raw := make([]byte, 32)
-		if _, err := rand.Read(raw); err != nil {
-			s.renderStorageError(w, r, err)
-			return
-		}
-		challenge = base64.RawURLEncoding.EncodeToString(raw)
-		origin := s.clientKey(r)
-		if err := s.pendingBound(r.Context(), w, storage.PendingChallenge, ar.GetClient().GetID(), origin); err != nil {
-			s.renderPendingError(w, r, err)
-			return
-		}
-		binding, err := s.ensureBinding(w, r)
-		if err != nil {
-			s.renderStorageError(w, r, err)
-			return
-		}
-		ctx := storage.WithOrigin(r.Context(), origin)
-		if err := s.store.CreateAuthorizeChallenge(ctx, challengeKey(challenge, binding), ar, s.now().Add(challengeLifespan)); err != nil {
-			s.renderStorageError(w, r, err)
-			return
-		}
+	challenge, err := s.keepChallenge(w, r, ar, challenge)
+	if err != nil {
+		s.renderPendingError(w, r, err)
+		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, page+"?challenge="+url.QueryEscape(challenge), http.StatusFound)
+}
+
+// keepChallenge stores ar as a new challenge bound to this browser
+// (binding.go) and returns its ID, unless it already is one (challenge is
+// not empty).
+func (s *Server) keepChallenge(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, challenge string) (string, error) {
+	if challenge != "" {
+		return challenge, nil
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	challenge = base64.RawURLEncoding.EncodeToString(raw)
+	origin := s.clientKey(r)
+	if err := s.pendingBound(r.Context(), w, storage.PendingChallenge, ar.GetClient().GetID(), origin); err != nil {
+		return "", err
+	}
+	binding, err := s.ensureBinding(w, r)
+	if err != nil {
+		return "", err
+	}
+	ctx := storage.WithOrigin(r.Context(), origin)
+	if err := s.store.CreateAuthorizeChallenge(ctx, challengeKey(challenge, binding), ar, s.now().Add(challengeLifespan)); err != nil {
+		return "", err
+	}
+	return challenge, nil
 }
 
 // finish grants what was asked and hands the response to fosite, which
@@ -267,6 +291,10 @@ func (s *Server) userSession(ar fosite.AuthorizeRequester, user *storage.User, l
 		AuthTime:    ls.AuthTime,
 		RequestedAt: ar.GetRequestedAt(),
 		Extra:       users.ClaimsFor(user, ar.GetGrantedScopes()),
+	}
+	if len(ls.AMR) > 0 {
+		sess.Claims.AuthenticationMethodsReferences = ls.AMR
+		sess.Claims.AuthenticationContextClassReference = acrOf(ls.AMR)
 	}
 	sess.Headers = &jwt.Headers{}
 	return sess

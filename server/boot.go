@@ -191,6 +191,7 @@ func ConfigFromFile(f config.File, st storage.Store, log *slog.Logger, hasher *c
 		SigningAlgorithm:      f.Tokens.IDTokenSigningAlg,
 		AdminToken:            f.Admin.Token,
 		RegistrationEnabled:   f.Registration.Enabled,
+		MFARequired:           f.MFA.Required,
 		RegistrationToken:     f.Registration.InitialAccessToken,
 		Registration: RegistrationPolicy{
 			AllowedScopes:           f.Registration.AllowedScopes,

@@ -39,9 +39,9 @@ func (s *Server) currentSession(r *http.Request) (*storage.LoginSession, error) 
 	return ls, err
 }
 
-// startSession signs username in: a new random session ID, stored hashed,
-// handed to the browser in a signed HttpOnly cookie.
-func (s *Server) startSession(w http.ResponseWriter, r *http.Request, username string) (*storage.LoginSession, error) {
+// startSession signs username, who proved amr, in: a new random session
+// ID, stored hashed, handed to the browser in a signed HttpOnly cookie.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, username string, amr []string) (*storage.LoginSession, error) {
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return nil, err
@@ -52,6 +52,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, username s
 		Username:  username,
 		AuthTime:  now,
 		ExpiresAt: now.Add(s.cfg.LoginSessionLifespan),
+		AMR:       amr,
 	}
 	if err := s.store.CreateLoginSession(r.Context(), ls); err != nil {
 		return nil, err

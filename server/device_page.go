@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
+	"net/url"
 
 	"github.com/ory/fosite"
 
@@ -62,6 +63,19 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if user != nil {
+		need, err := s.needSecondFactor(r.Context(), user.Username, ls.AMR, s.mfaPolicy(dc.Request.GetClient(), nil))
+		if err != nil {
+			s.renderStorageError(w, r, err)
+			return
+		}
+		if need {
+			p := deviceReturn(code)
+			p.Username, p.AMR = user.Username, ls.AMR
+			s.askSecondFactor(w, r, p)
+			return
+		}
+	}
 	switch {
 	case user == nil:
 		s.renderDeviceLogin(w, r, code, dc, http.StatusOK, "", "")
@@ -113,10 +127,13 @@ func (s *Server) enteredDeviceCode(w http.ResponseWriter, r *http.Request) (stri
 // deviceLogin checks the login form exactly as /login does, then asks for
 // consent.
 func (s *Server) deviceLogin(w http.ResponseWriter, r *http.Request, code string, dc *storage.DeviceCode) {
-	user, _, ok := s.signIn(w, r, func(status int, username, msg string) {
+	user, ok := s.signIn(w, r, func(status int, username, msg string) {
 		s.renderDeviceLogin(w, r, code, dc, status, username, msg)
 	})
 	if !ok {
+		return
+	}
+	if _, ok := s.completeSignIn(w, r, user.Username, []string{amrPassword}, s.mfaPolicy(dc.Request.GetClient(), nil), deviceReturn(code)); !ok {
 		return
 	}
 	s.renderDeviceConsent(w, r, code, dc, user)
@@ -200,4 +217,10 @@ func (s *Server) renderDeviceConsent(w http.ResponseWriter, r *http.Request, cod
 			Hidden:     map[string]string{"user_code": formatUserCode(code)},
 		})
 	})
+}
+
+// deviceReturn is the second-factor step of a sign-in on the device page:
+// it comes back to the code entry, prefilled.
+func deviceReturn(code string) mfaPending {
+	return mfaPending{Return: pathDevice + "?user_code=" + url.QueryEscape(formatUserCode(code))}
 }

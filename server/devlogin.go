@@ -51,7 +51,9 @@ func (s *Server) devSignIn(w http.ResponseWriter, r *http.Request, challenge str
 		s.renderStorageError(w, r, err)
 		return nil, false
 	}
-	ls, err := s.startSession(w, r, u.Username)
+	// A typed subject counts as a password sign-in, as in
+	// mock-oauth2-server: amr pwd.
+	ls, err := s.startSession(w, r, u.Username, []string{amrPassword})
 	if err != nil {
 		s.renderStorageError(w, r, err)
 		return nil, false

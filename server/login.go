@@ -63,19 +63,24 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	_, ls, ok := s.signIn(w, r, func(status int, username, msg string) {
+	user, ok := s.signIn(w, r, func(status int, username, msg string) {
 		s.renderLogin(w, r, challenge, ar, status, username, msg)
 	})
+	if !ok {
+		return
+	}
+	ls, ok := s.completeSignIn(w, r, user.Username, []string{amrPassword}, s.mfaPolicy(ar.GetClient(), ar.GetRequestForm()), mfaPending{Challenge: challenge})
 	if !ok {
 		return
 	}
 	s.proceed(w, r, ar, challenge, ls, true)
 }
 
-// signIn checks the posted login form and starts a session. On failure it
-// has answered: rerender shows the form again with a message (wrong
-// password, rate limit), a database failure gets the storage error page.
-func (s *Server) signIn(w http.ResponseWriter, r *http.Request, rerender func(status int, username, msg string)) (*storage.User, *storage.LoginSession, bool) {
+// signIn checks the posted login form; completeSignIn (mfa.go) then asks
+// for a second factor or starts the session. On failure it has answered:
+// rerender shows the form again with a message (wrong password, rate
+// limit), a database failure gets the storage error page.
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request, rerender func(status int, username, msg string)) (*storage.User, bool) {
 	username, password := r.PostFormValue("username"), r.PostFormValue("password")
 	s.passwordChecks <- struct{}{}
 	user, err := s.users.Authenticate(r.Context(), username, password, s.clientKey(r))
@@ -86,23 +91,18 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, rerender func(st
 		s.metrics.loginFails.Inc()
 		setRetryAfter(w, limited.RetryAfter)
 		rerender(http.StatusTooManyRequests, username, waitMessage(limited.RetryAfter))
-		return nil, nil, false
+		return nil, false
 	case errors.Is(err, users.ErrInvalidCredentials):
 		s.metrics.loginFails.Inc()
 		// RFC 9110 §15.5.2: a 401 names how to authenticate; here, the form.
 		w.Header().Set("WWW-Authenticate", `Form realm="latch"`)
 		rerender(http.StatusUnauthorized, username, "Wrong username or password.")
-		return nil, nil, false
+		return nil, false
 	case err != nil:
 		s.renderStorageError(w, r, err)
-		return nil, nil, false
+		return nil, false
 	}
-	ls, err := s.startSession(w, r, user.Username)
-	if err != nil {
-		s.renderStorageError(w, r, err)
-		return nil, nil, false
-	}
-	return user, ls, true
+	return user, true
 }
 
 func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, challenge string, ar fosite.AuthorizeRequester, status int, username, msg string) {

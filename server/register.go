@@ -115,6 +115,7 @@ func (s *Server) handleRegistrationPut(w http.ResponseWriter, r *http.Request) {
 	}
 	c.ID, c.RegistrationTokenHash, c.CreatedAt = old.ID, old.RegistrationTokenHash, old.CreatedAt
 	c.Audience, c.AccessTokenFormat, c.RateLimit, c.SkipConsent = old.Audience, old.AccessTokenFormat, old.RateLimit, old.SkipConsent
+	c.RequireMFA = old.RequireMFA
 	c.SecretHash = old.SecretHash // Update drops it if c is public now
 	var secret string
 	if needsSecret := c.TokenEndpointAuthMethod == clients.AuthMethodBasic || c.TokenEndpointAuthMethod == clients.AuthMethodPost; needsSecret && c.SecretHash == "" {

@@ -50,6 +50,7 @@ func (s *Server) routes() *mux.Router {
 
 	// The pages a person fills in carry a CSRF token.
 	r.Handle(pathLogin, s.protectForms(http.HandlerFunc(s.handleLogin))).Methods(both...)
+	r.Handle(pathMFA, s.protectForms(http.HandlerFunc(s.handleMFA))).Methods(both...)
 	r.Handle(pathConsent, s.protectForms(http.HandlerFunc(s.handleConsent))).Methods(both...)
 	r.Handle(pathLogout, logoutCSRF(s.protectForms(http.HandlerFunc(s.handleLogout)))).Methods(both...)
 	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", http.FileServer(http.FS(templates.Static())))).Methods(get...)

@@ -76,6 +76,9 @@ type Config struct {
 	// take users.DefaultLoginRules.
 	LoginRules users.LoginRules
 
+	// MFARequired asks every user for a second factor (mfa.go).
+	MFARequired bool
+
 	// AdminToken is the bearer token of the admin API; empty turns the
 	// admin API off.
 	AdminToken string
@@ -234,7 +237,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		now:    cfg.Now,
 		keys:   km,
 		signer: km.Signer(),
-		users:  &users.Authenticator{Store: cfg.Store, Throttle: throttle, Rules: cfg.LoginRules},
+		users:  &users.Authenticator{Store: cfg.Store, Throttle: throttle, Rules: cfg.LoginRules, Factors: cfg.Store},
 		pages:  pages,
 		secure: issuer.Scheme == "https",
 

@@ -149,6 +149,25 @@ func migrations() []migration {
 			)`,
 			`CREATE INDEX ` + tableThrottle + `_expires_at_idx ON ` + tableThrottle + ` (expires_at)`,
 		}},
+		// Second factors go with their user; a login session remembers
+		// which factors it verified (RFC 8176 amr values, space-separated;
+		// empty in sessions from before: a password).
+		{version: 14, name: "second factors: TOTP, recovery codes, session amr", sql: []string{
+			`CREATE TABLE user_totp (
+				username   VARCHAR(255) PRIMARY KEY REFERENCES users(username) ON DELETE CASCADE,
+				secret     TEXT NOT NULL,
+				confirmed  BOOLEAN NOT NULL DEFAULT FALSE,
+				last_step  BIGINT NOT NULL DEFAULT 0,
+				created_at {{ts}} NOT NULL
+			)`,
+			`CREATE TABLE user_recovery_codes (
+				username  VARCHAR(255) NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+				code_hash VARCHAR(64) NOT NULL,
+				used_at   {{ts}} NULL,
+				PRIMARY KEY (username, code_hash)
+			)`,
+			`ALTER TABLE login_sessions ADD COLUMN amr VARCHAR(255) NOT NULL DEFAULT ''`,
+		}},
 	}
 }
 

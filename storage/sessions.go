@@ -18,6 +18,9 @@ type LoginSession struct {
 	Username  string
 	AuthTime  time.Time
 	ExpiresAt time.Time
+	// AMR is what the person proved at AuthTime, as RFC 8176 values
+	// ("pwd", "otp", "mfa", ...): the ID token's amr.
+	AMR []string
 }
 
 type loginSessionRow struct {
@@ -25,12 +28,13 @@ type loginSessionRow struct {
 	Username  string
 	AuthTime  time.Time
 	ExpiresAt time.Time
+	AMR       string `gorm:"column:amr"`
 }
 
 func (loginSessionRow) TableName() string { return "login_sessions" }
 
 func (s *GormStore) CreateLoginSession(ctx context.Context, ls *LoginSession) error {
-	row := loginSessionRow{ID: hashKey(ls.ID), Username: ls.Username, AuthTime: ls.AuthTime.UTC(), ExpiresAt: ls.ExpiresAt.UTC()}
+	row := loginSessionRow{ID: hashKey(ls.ID), Username: ls.Username, AuthTime: ls.AuthTime.UTC(), ExpiresAt: ls.ExpiresAt.UTC(), AMR: strings.Join(ls.AMR, " ")}
 	return s.write(ctx, true, func(tx *gorm.DB) error { return translate(tx.Create(&row).Error) })
 }
 
@@ -41,7 +45,11 @@ func (s *GormStore) GetLoginSession(ctx context.Context, id string) (*LoginSessi
 	if err != nil {
 		return nil, translate(err)
 	}
-	return &LoginSession{ID: id, Username: row.Username, AuthTime: row.AuthTime, ExpiresAt: row.ExpiresAt}, nil
+	amr := strings.Fields(row.AMR)
+	if len(amr) == 0 {
+		amr = []string{"pwd"} // a session from before amr was kept: a password
+	}
+	return &LoginSession{ID: id, Username: row.Username, AuthTime: row.AuthTime, ExpiresAt: row.ExpiresAt, AMR: amr}, nil
 }
 
 // DeleteLoginSession ends a session; ending an unknown one is no error.

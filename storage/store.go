@@ -49,6 +49,7 @@ type Store interface {
 	ThrottleStore
 	DeviceStore
 	PendingStore
+	MFAStore
 
 	// RevokeClientTokens deactivates every refresh token and unused code and
 	// deletes every access token issued to clientID, in one transaction; it
@@ -93,6 +94,18 @@ type ClientStore interface {
 	ListClientsPage(ctx context.Context, after string, limit int) ([]*clients.Client, error)
 	// DeleteClient removes the client and every token issued to it.
 	DeleteClient(ctx context.Context, id string) error
+}
+
+// MFAStore keeps built-in users' second factors (mfa.go).
+type MFAStore interface {
+	SaveTOTPEnrolment(ctx context.Context, username, secret string) error
+	GetTOTP(ctx context.Context, username string) (*TOTP, error)
+	UseTOTPStep(ctx context.Context, username string, step int64, confirm bool) error
+	ReplaceRecoveryCodes(ctx context.Context, username string, hashes []string) error
+	UseRecoveryCode(ctx context.Context, username, hash string) error
+	UnusedRecoveryCodes(ctx context.Context, username string) (int, error)
+	DeleteSecondFactors(ctx context.Context, username string) error
+	SecondFactors(ctx context.Context, usernames []string) (map[string][]string, error)
 }
 
 // BrowserStore keeps what the browser flows need: login sessions,

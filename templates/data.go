@@ -100,3 +100,20 @@ func ScopeDescription(name string) string {
 	}
 	return "Access to " + name
 }
+
+// MFAData is the second-factor step of signing in. With RecoveryCodes it
+// shows them once, with a link to Continue; otherwise a code form, below
+// a QR code and the secret in text when QRCode is set (enrolment).
+type MFAData struct {
+	Page
+	Action   string
+	Username string
+	// QRCode is a data: URI of a PNG made by the server, so the page
+	// loads nothing from anyone else (img-src 'self' data:).
+	QRCode        template.URL
+	Secret        string
+	Error         string
+	RecoveryCodes []string
+	Continue      string
+	Hidden        map[string]string
+}

@@ -40,6 +40,7 @@ const (
 	// formPostFile is a page of its own, not in the layout: fosite
 	// executes it with its own data (formPostData).
 	formPostFile = "form_post.html"
+	mfaFile      = "mfa.html"
 )
 
 // Templates holds the parsed pages.
@@ -52,6 +53,7 @@ type Templates struct {
 
 	formPost       *template.Template
 	formPostScript string // CSP source of its one inline script
+	mfa            *template.Template
 }
 
 // Load parses every page from the embedded files; it fails if any page is
@@ -73,7 +75,7 @@ func Static() fs.FS {
 
 func load(fsys fs.FS) (*Templates, error) {
 	var missing []error
-	for _, name := range []string{layoutFile, loginFile, consentFile, deviceFile, logoutFile, errorFile, formPostFile} {
+	for _, name := range []string{layoutFile, loginFile, consentFile, deviceFile, logoutFile, errorFile, formPostFile, mfaFile} {
 		if _, err := fs.Stat(fsys, name); err != nil {
 			missing = append(missing, fmt.Errorf("templates: missing page %s: %w", name, err))
 		}
@@ -103,6 +105,7 @@ func load(fsys fs.FS) (*Templates, error) {
 		device:  page(deviceFile, DeviceData{}),
 		logout:  page(logoutFile, LogoutData{}),
 		errPage: page(errorFile, ErrorData{}),
+		mfa:     page(mfaFile, MFAData{}),
 	}
 	t.formPost, t.formPostScript, err = parseFormPost(fsys)
 	if err != nil {
@@ -231,3 +234,10 @@ func (t *Templates) FormPost() *template.Template { return t.formPost }
 // FormPostScriptSource is the Content-Security-Policy source that allows
 // the form_post page's script and no other: its 'sha256-…' hash.
 func (t *Templates) FormPostScriptSource() string { return t.formPostScript }
+
+// MFA renders the second-factor step of signing in: enrolment, the code
+// form, or the recovery codes just made.
+func (t *Templates) MFA(w io.Writer, d MFAData) error {
+	d.defaults("Second factor")
+	return render(w, t.mfa, mfaFile, d)
+}

@@ -77,6 +77,9 @@ type Authenticator struct {
 	// Throttle counts failed logins; nil: no throttling.
 	Throttle *Throttle
 	Rules    LoginRules
+	// Factors keeps second factors (totp.go); nil when only passwords
+	// are checked.
+	Factors storage.MFAStore
 }
 
 // dummyHash is what the password of an unknown user is checked against. It

@@ -1,0 +1,177 @@
+package server_test
+
+import (
+	"html"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2"
+)
+
+var (
+	totpSecretRE   = regexp.MustCompile(`id="totp-secret">([A-Z2-7]+)<`)
+	recoveryCodeRE = regexp.MustCompile(`<li><code>([a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4})</code></li>`)
+	continueRE     = regexp.MustCompile(`href="(/login/mfa\?[^"]*)"`)
+)
+
+// mfaRequired sets mfa.required.
+func mfaRequired(o *serverOptions) { o.cfg.MFARequired = true }
+
+// passwordStep opens authURL in b and signs in as alice with her password;
+// it returns the answer to the login form.
+func passwordStep(t *testing.T, b *browser, authURL string) response {
+	t.Helper()
+	return b.signIn(t, authURL, "alice", "alice-password")
+}
+
+// mfaPage follows r, the answer to the login form, to the second-factor
+// page and returns it.
+func mfaPage(t *testing.T, b *browser, r response) response {
+	t.Helper()
+	loc := location(t, r)
+	require.True(t, strings.HasPrefix(loc, "/login/mfa?challenge="), "sent to the second-factor step, not %s", loc)
+	page := b.get(t, loc)
+	require.Equal(t, http.StatusOK, page.Status, "%s", page.Body)
+	return page
+}
+
+// enrolAlice runs a sign-in that asks alice for a second factor she does
+// not have yet: it enrols a TOTP through the page and returns its secret,
+// the recovery codes shown, and the ID token of the flow.
+func enrolAlice(t *testing.T, b *browser, extra map[string]string) (secret string, codes []string, idToken string) {
+	t.Helper()
+	verifier, challenge := pkcePair(oauth2.GenerateVerifier())
+	params := map[string]string{"code_challenge": challenge, "code_challenge_method": "S256"}
+	for k, v := range extra {
+		params[k] = v
+	}
+	page := mfaPage(t, b, passwordStep(t, b, b.ts.authorizeURL("web-client", params)))
+	body := string(page.Body)
+	require.Contains(t, body, `src="data:image/png;base64,`, "the QR code is an inline PNG")
+	m := totpSecretRE.FindStringSubmatch(body)
+	require.NotNil(t, m, "the secret in text: %s", body)
+	secret = m[1]
+
+	wrong := b.submit(t, page, map[string]string{"code": "000000"})
+	require.Equal(t, http.StatusUnauthorized, wrong.Status, "a wrong code does not enrol")
+	code, err := totp.GenerateCode(secret, time.Now())
+	require.NoError(t, err)
+	done := b.submit(t, page, map[string]string{"code": code})
+	require.Equal(t, http.StatusOK, done.Status, "%s", done.Body)
+	for _, c := range recoveryCodeRE.FindAllStringSubmatch(string(done.Body), -1) {
+		codes = append(codes, c[1])
+	}
+	require.Len(t, codes, 10, "ten recovery codes: %s", done.Body)
+	next := continueRE.FindStringSubmatch(string(done.Body))
+	require.NotNil(t, next, "a Continue link: %s", done.Body)
+	r := b.get(t, html.UnescapeString(next[1]))
+	cb := flowCallback(t, flowConsent(t, b, location(t, r), map[string]string{"decision": "allow"}))
+	tk := b.ts.exchange(t, "web-client", cb.Get("code"), verifier)
+	return secret, codes, tk.ID
+}
+
+// TestTOTPEnrolmentAndSecondFactor: acr_values asks for a second factor,
+// alice enrols a TOTP on the way, and from then on every sign-in asks for
+// a code; each code and each recovery code works once, also when two
+// browsers send the same code at once.
+func TestTOTPEnrolmentAndSecondFactor(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	secret, codes, raw := enrolAlice(t, ts.newBrowser(t), map[string]string{"acr_values": "urn:latch:acr:mfa"})
+	_, claims := ts.verifyIDToken(t, raw, "web-client")
+	require.ElementsMatch(t, []any{"pwd", "otp", "mfa"}, claims["amr"], "RFC 8176 amr")
+	require.Equal(t, "urn:latch:acr:mfa", claims["acr"])
+
+	stored, err := ts.Store.GetTOTP(t.Context(), "alice")
+	require.NoError(t, err)
+	require.True(t, stored.Confirmed)
+
+	// A person with a second factor is always asked, acr_values or not.
+	b := ts.newBrowser(t)
+	page := mfaPage(t, b, passwordStep(t, b, ts.authorizeURL("web-client", nil)))
+	require.NotContains(t, string(page.Body), "totp-secret", "no enrolment once enrolled")
+	used, err := totp.GenerateCode(secret, time.Now())
+	require.NoError(t, err)
+	replay := b.submit(t, page, map[string]string{"code": used})
+	require.Equal(t, http.StatusUnauthorized, replay.Status, "the enrolment's code again is a replay")
+	require.Contains(t, flowAlert(t, replay), "already used")
+
+	ok := b.submit(t, page, map[string]string{"code": strings.ToUpper(codes[0])})
+	require.True(t, strings.HasPrefix(location(t, ok), "/consent?"), "a recovery code signs in: %s", location(t, ok))
+
+	b2 := ts.newBrowser(t)
+	page2 := mfaPage(t, b2, passwordStep(t, b2, ts.authorizeURL("web-client", nil)))
+	again := b2.submit(t, page2, map[string]string{"code": codes[0]})
+	require.Equal(t, http.StatusUnauthorized, again.Status, "a recovery code works once")
+
+	// The next time step's code (within the accepted skew), sent by two
+	// browsers at once: exactly one signs in.
+	next, err := totp.GenerateCode(secret, time.Now().Add(30*time.Second))
+	require.NoError(t, err)
+	b3 := ts.newBrowser(t)
+	page3 := mfaPage(t, b3, passwordStep(t, b3, ts.authorizeURL("web-client", nil)))
+	statuses := make([]int, 2)
+	var wg sync.WaitGroup
+	for i, pair := range []struct {
+		b    *browser
+		page response
+	}{{b2, page2}, {b3, page3}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i] = pair.b.submit(t, pair.page, map[string]string{"code": next}).Status
+		}()
+	}
+	wg.Wait()
+	require.ElementsMatch(t, []int{http.StatusFound, http.StatusUnauthorized}, statuses, "one concurrent use of a code wins")
+}
+
+// TestSecondFactorStepUpAndPolicy: a password-only session is asked for the
+// second factor (not the password) when a client's policy or mfa.required
+// asks for one; prompt=none then answers interaction_required.
+func TestSecondFactorStepUpAndPolicy(t *testing.T) {
+	t.Parallel()
+
+	t.Run("acr_values on a password-only session", func(t *testing.T) {
+		t.Parallel()
+		ts := newTestServer(t)
+		b := ts.newBrowser(t)
+		tk := codeFlow(t, b, "web-client", nil)
+		_, claims := ts.verifyIDToken(t, tk.ID, "web-client")
+		require.Equal(t, []any{"pwd"}, claims["amr"], "a password alone")
+		require.Equal(t, "urn:latch:acr:pwd", claims["acr"])
+
+		none := b.get(t, ts.authorizeURL("web-client", map[string]string{"acr_values": "urn:latch:acr:mfa", "prompt": "none"}))
+		require.Equal(t, "interaction_required", flowCallback(t, none).Get("error"))
+
+		r := b.get(t, ts.authorizeURL("web-client", map[string]string{"acr_values": "urn:latch:acr:mfa"}))
+		loc := location(t, r)
+		require.True(t, strings.HasPrefix(loc, "/login/mfa?challenge="), "straight to the second factor: %s", loc)
+		require.Contains(t, string(b.get(t, loc).Body), "totp-secret", "enrolment first")
+	})
+
+	t.Run("mfa.required", func(t *testing.T) {
+		t.Parallel()
+		ts := newTestServer(t, mfaRequired)
+		_, _, raw := enrolAlice(t, ts.newBrowser(t), nil)
+		_, claims := ts.verifyIDToken(t, raw, "web-client")
+		require.Equal(t, "urn:latch:acr:mfa", claims["acr"])
+	})
+
+	t.Run("an expired or foreign second-factor step", func(t *testing.T) {
+		t.Parallel()
+		ts := newTestServer(t, mfaRequired)
+		b := ts.newBrowser(t)
+		r := passwordStep(t, b, ts.authorizeURL("web-client", nil))
+		loc := location(t, r)
+		// Another browser (no latch_mfa cookie) gets nowhere.
+		other := ts.newBrowser(t).get(t, loc)
+		flowRequirePage(t, other, http.StatusBadRequest)
+	})
+}
