@@ -51,6 +51,9 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.RegistrationEnabled {
 		doc["registration_endpoint"] = s.url(pathRegister)
 	}
+	if s.somePasswordClient(r.Context()) {
+		doc["grant_types_supported"] = append(doc["grant_types_supported"].([]string), "password")
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=60")
 	_ = json.NewEncoder(w).Encode(doc)

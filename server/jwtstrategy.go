@@ -157,6 +157,11 @@ func (s *tokenStrategy) accessTokenClaims(r fosite.Requester) (jwt.MapClaims, er
 	if at := authTime(sess); !at.IsZero() {
 		claims["auth_time"] = at.Unix()
 	}
+	// RFC 9068 §2.2.1: how the user signed in, as in the ID token.
+	if ds, ok := sess.(*openid.DefaultSession); ok && ds.Claims != nil && len(ds.Claims.AuthenticationMethodsReferences) > 0 {
+		claims["amr"] = ds.Claims.AuthenticationMethodsReferences
+		claims["acr"] = ds.Claims.AuthenticationContextClassReference
+	}
 	// In dev mode, the user's claims of the ID token (profile claims of
 	// the granted scopes, custom claims); the protocol claims above stay
 	// the server's.

@@ -30,7 +30,7 @@ const parRequestURIPrefix = "urn:ietf:params:oauth:request_uri:"
 //
 // It also returns the device grant, whose token strategy and ID token
 // helper the fixture helpers (dev.go) mint with.
-func newProvider(cfg Config, signer jwt.Signer, formPost *template.Template) (*fosite.Fosite, *deviceGrant) {
+func newProvider(cfg Config, signer jwt.Signer, formPost *template.Template, checkPassword passwordCheck) (*fosite.Fosite, *deviceGrant) {
 	// fosite uses the first 32 bytes of GlobalSecret; hashing a longer
 	// configured secret keeps all of its entropy.
 	key := sha256.Sum256(cfg.SystemSecret)
@@ -99,6 +99,14 @@ func newProvider(cfg Config, signer jwt.Signer, formPost *template.Template) (*f
 	helper := &oauth2.HandleHelper{AccessTokenStrategy: strategy, AccessTokenStorage: store, Config: fc}
 	fc.TokenEndpointHandlers.Append(grantListed{&oauth2.ClientCredentialsGrantHandler{HandleHelper: helper, Config: fc}, "client_credentials"})
 	fc.TokenEndpointHandlers.Append(newJWTBearerGrant(store, helper, fc))
+	// RFC 6749 §4.3 for clients that list it (password.go).
+	// fosite's handler refuses a client that does not list it before it
+	// checks the password. (Not in grantListed: Append keeps one handler
+	// of each type.)
+	fc.TokenEndpointHandlers.Append(passwordGrant{&oauth2.ResourceOwnerPasswordCredentialsGrantHandler{
+		HandleHelper: helper, ResourceOwnerPasswordCredentialsGrantStorage: passwordStorage{store, checkPassword},
+		RefreshTokenStrategy: strategy, Config: fc,
+	}})
 	// private_key_jwt failures are 401 invalid_client, like every wrong client authentication.
 	fc.ClientAuthenticationStrategy = clientAuthentication(fc, store)
 	fc.TokenEndpointHandlers.Append(refreshOnce{refreshScopes{&oauth2.RefreshTokenGrantHandler{

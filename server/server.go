@@ -246,7 +246,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.cookies = securecookie.New(derive(cfg.SystemSecret, "latch session cookie"), nil)
 	s.cookies.MaxAge(int(cfg.LoginSessionLifespan / time.Second))
-	s.oauth, s.device = newProvider(cfg, s.signer, pages.FormPost())
+	s.oauth, s.device = newProvider(cfg, s.signer, pages.FormPost(), s.checkPasswordGrant)
 	if cfg.DevMode && cfg.Faults == nil {
 		s.cfg.Faults = &Faults{}
 	}

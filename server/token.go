@@ -18,6 +18,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	// Each client is read once per request: fosite reads it to
 	// authenticate and again with every code or token it looks up.
 	ctx := withRefreshScope(storage.WithClientMemo(r.Context()))
+	ctx = context.WithValue(ctx, callerKey{}, s.clientKey(r))
 	if !s.readClientForm(w, r) {
 		return
 	}
