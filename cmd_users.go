@@ -22,7 +22,7 @@ func (c *cli) usersCommand() *cobra.Command {
 		Short: "Add, list and delete the built-in users, and set their passwords",
 		Args:  cobra.NoArgs,
 	}
-	cmd.AddCommand(c.usersAdd(), c.usersList(), c.usersDelete(), c.usersSetPassword())
+	cmd.AddCommand(c.usersAdd(), c.usersList(), c.usersDelete(), c.usersSetPassword(), c.usersMFA())
 	return cmd
 }
 
@@ -36,15 +36,20 @@ type userView struct {
 	Claims        map[string]any `json:"claims,omitempty"`
 	CreatedAt     time.Time      `json:"created_at"`
 	UpdatedAt     time.Time      `json:"updated_at"`
+	SecondFactors []string       `json:"second_factors"`
 }
 
-func viewOf(u *storage.User) userView {
+func viewOf(u *storage.User, factors []string) userView {
 	groups := u.Groups
 	if groups == nil {
 		groups = []string{}
 	}
-	return userView{Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name,
-		Groups: groups, Claims: u.Claims, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+	v := userView{Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name,
+		Groups: groups, Claims: u.Claims, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt, SecondFactors: factors}
+	if v.SecondFactors == nil {
+		v.SecondFactors = []string{}
+	}
+	return v
 }
 
 func userError(username string, err error) error {
@@ -140,18 +145,26 @@ func (c *cli) usersList() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				names := make([]string, len(list))
+				for i, u := range list {
+					names[i] = u.Username
+				}
+				factors, err := st.SecondFactors(cmd.Context(), names)
+				if err != nil {
+					return err
+				}
 				views := make([]userView, len(list))
 				for i, u := range list {
-					views[i] = viewOf(u)
+					views[i] = viewOf(u, factors[u.Username])
 				}
 				if out.json() {
 					return writeJSON(c.stdout, views)
 				}
 				tw := tabwriter.NewWriter(c.stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "USERNAME\tNAME\tEMAIL\tVERIFIED\tGROUPS\tCREATED")
+				fmt.Fprintln(tw, "USERNAME\tNAME\tEMAIL\tVERIFIED\tGROUPS\tMFA\tCREATED")
 				for _, u := range views {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, orDash(u.Name), orDash(u.Email),
-						strconv.FormatBool(u.EmailVerified), orDash(strings.Join(u.Groups, ",")), stamp(u.CreatedAt))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, orDash(u.Name), orDash(u.Email),
+						strconv.FormatBool(u.EmailVerified), orDash(strings.Join(u.Groups, ",")), orDash(strings.Join(u.SecondFactors, ",")), stamp(u.CreatedAt))
 				}
 				return tw.Flush()
 			})

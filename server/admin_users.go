@@ -28,6 +28,9 @@ type adminUser struct {
 	Claims        map[string]any `json:"claims"`
 	CreatedAt     time.Time      `json:"created_at"`
 	UpdatedAt     time.Time      `json:"updated_at"`
+	// SecondFactors are the kinds of second factor the user has ("totp");
+	// accepted and ignored on input, like the times.
+	SecondFactors []string `json:"second_factors"`
 }
 
 // adminUserIn is the body of POST and PUT /admin/users: the user, plus the
@@ -39,13 +42,14 @@ type adminUserIn struct {
 	Password *string `json:"password,omitempty"`
 }
 
-func userOut(u *storage.User) adminUser {
+func userOut(u *storage.User, factors []string) adminUser {
 	claims := u.Claims
 	if claims == nil {
 		claims = map[string]any{}
 	}
 	return adminUser{Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name,
-		Groups: adminStrings(u.Groups), Claims: claims, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt}
+		Groups: adminStrings(u.Groups), Claims: claims, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
+		SecondFactors: adminStrings(factors)}
 }
 
 func userWhat(username string) string { return fmt.Sprintf("user %q", username) }
@@ -106,9 +110,18 @@ func (s *Server) handleAdminListUsers(w http.ResponseWriter, r *http.Request) {
 		s.writeAdminError(w, r, "user list", err)
 		return
 	}
+	names := make([]string, len(list))
+	for i, u := range list {
+		names[i] = u.Username
+	}
+	factors, err := s.store.SecondFactors(r.Context(), names)
+	if err != nil {
+		s.writeAdminError(w, r, "user list", err)
+		return
+	}
 	items := make([]adminUser, len(list))
 	for i, u := range list {
-		items[i] = userOut(u)
+		items[i] = userOut(u, factors[u.Username])
 	}
 	writeJSON(w, http.StatusOK, adminPageOf(items, p, func(u adminUser) string { return u.Username }))
 }
@@ -146,7 +159,7 @@ func (s *Server) handleAdminCreateUser(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.InfoContext(r.Context(), "admin API: user created", "username", u.Username)
 	w.Header().Set("Location", s.url("/admin/users/"+url.PathEscape(u.Username)))
-	writeJSON(w, http.StatusCreated, userOut(u))
+	writeJSON(w, http.StatusCreated, userOut(u, nil))
 }
 
 // handleAdminGetUser is GET /admin/users/{username}.
@@ -157,7 +170,7 @@ func (s *Server) handleAdminGetUser(w http.ResponseWriter, r *http.Request) {
 		s.writeAdminError(w, r, userWhat(username), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, userOut(u))
+	s.writeAdminUser(w, r, u)
 }
 
 // handleAdminUpdateUser is PUT /admin/users/{username}: the body replaces
@@ -202,7 +215,7 @@ func (s *Server) handleAdminUpdateUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.InfoContext(r.Context(), "admin API: user updated", "username", username, "password_changed", in.Password != nil)
-	writeJSON(w, http.StatusOK, userOut(u))
+	s.writeAdminUser(w, r, u)
 }
 
 // handleAdminDeleteUser is DELETE /admin/users/{username}: the user, their
@@ -215,5 +228,29 @@ func (s *Server) handleAdminDeleteUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.InfoContext(r.Context(), "admin API: user deleted", "username", username)
+	writeAdminNoContent(w)
+}
+
+// writeAdminUser answers u with its second factors.
+func (s *Server) writeAdminUser(w http.ResponseWriter, r *http.Request, u *storage.User) {
+	factors, err := s.secondFactors(r.Context(), u.Username)
+	if err != nil {
+		s.writeAdminError(w, r, userWhat(u.Username), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, userOut(u, factors))
+}
+
+// handleAdminResetMFA is DELETE /admin/users/{username}/mfa: the user's
+// second factors and recovery codes go (a lost phone), so the next sign-in
+// asks for the password alone, or for a new enrolment where policy
+// requires a factor. 404 when the user had none.
+func (s *Server) handleAdminResetMFA(w http.ResponseWriter, r *http.Request) {
+	username := mux.Vars(r)["username"]
+	if err := s.store.DeleteSecondFactors(r.Context(), username); err != nil {
+		s.writeAdminError(w, r, userWhat(username)+"'s second factors", err)
+		return
+	}
+	s.log.InfoContext(r.Context(), "admin API: second factors reset", "username", username)
 	writeAdminNoContent(w)
 }

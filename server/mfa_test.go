@@ -175,3 +175,35 @@ func TestSecondFactorStepUpAndPolicy(t *testing.T) {
 		flowRequirePage(t, other, http.StatusBadRequest)
 	})
 }
+
+// TestAdminSecondFactors: the admin user list and user show who has which
+// second factor, and DELETE /admin/users/{u}/mfa removes them, after which
+// the sign-in asks for the password alone.
+func TestAdminSecondFactors(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, withAdminToken(adminToken))
+	ctx := t.Context()
+	require.NoError(t, ts.Store.SaveTOTPEnrolment(ctx, "alice", "JBSWY3DPEHPK3PXP"))
+	require.NoError(t, ts.Store.ReplaceRecoveryCodes(ctx, "alice", []string{"h1"}))
+	require.Equal(t, []any{}, ts.adminOK(t, http.MethodGet, "/admin/users/alice", nil, http.StatusOK)["second_factors"],
+		"an enrolment in progress is no factor")
+	require.NoError(t, ts.Store.UseTOTPStep(ctx, "alice", 1, true))
+
+	list := ts.adminOK(t, http.MethodGet, "/admin/users", nil, http.StatusOK)["items"].([]any)
+	byName := map[string]any{}
+	for _, u := range list {
+		byName[u.(map[string]any)["username"].(string)] = u.(map[string]any)["second_factors"]
+	}
+	require.Equal(t, map[string]any{"alice": []any{"totp"}, "bob": []any{}}, byName)
+
+	b := ts.newBrowser(t)
+	mfaPage(t, b, passwordStep(t, b, ts.authorizeURL("web-client", nil)))
+
+	ts.adminOK(t, http.MethodDelete, "/admin/users/alice/mfa", nil, http.StatusNoContent)
+	ts.adminOK(t, http.MethodDelete, "/admin/users/alice/mfa", nil, http.StatusNotFound)
+	n, err := ts.Store.UnusedRecoveryCodes(ctx, "alice")
+	require.NoError(t, err)
+	require.Zero(t, n, "the recovery codes went too")
+	next := location(t, passwordStep(t, b, ts.authorizeURL("web-client", nil)))
+	require.True(t, strings.HasPrefix(next, "/consent?"), "the password alone again: %s", next)
+}

@@ -43,7 +43,9 @@ func TestPasswordGrant(t *testing.T) {
 	ts := newTestServer(t, withAccessTokenFormat("jwt"), func(o *serverOptions) {
 		o.cfg.LoginLimits = users.LimiterOptions{UserBurst: 3, PerUser: rate.Every(time.Hour)}
 	})
-	disc := func() []any { return ts.get(t, "/.well-known/openid-configuration").json(t)["grant_types_supported"].([]any) }
+	disc := func() []any {
+		return ts.get(t, "/.well-known/openid-configuration").json(t)["grant_types_supported"].([]any)
+	}
 	require.NotContains(t, disc(), "password", "no client lists it yet")
 	unlisted := ts.post(t, "/oauth2/token", "form", map[string]string{"grant_type": "password", "username": "alice", "password": "alice-password"}, ts.as("web-client"))
 	requireError(t, unlisted, 400, "unauthorized_client")

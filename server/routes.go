@@ -81,6 +81,7 @@ func (s *Server) routes() *mux.Router {
 		r.Handle("/admin/users/{username}", admin(s.handleAdminGetUser)).Methods(get...)
 		r.Handle("/admin/users/{username}", admin(s.handleAdminUpdateUser)).Methods(put...)
 		r.Handle("/admin/users/{username}", admin(s.handleAdminDeleteUser)).Methods(del...)
+		r.Handle("/admin/users/{username}/mfa", admin(s.handleAdminResetMFA)).Methods(del...)
 		r.Handle("/admin/tokens/revoke", admin(s.handleAdminRevokeTokens)).Methods(post...)
 		r.Handle("/admin/consents", admin(s.handleAdminListConsents)).Methods(get...)
 		r.Handle("/admin/consents", admin(s.handleAdminDeleteConsent)).Methods(del...)
