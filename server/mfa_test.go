@@ -116,6 +116,8 @@ func TestTOTPEnrolmentAndSecondFactor(t *testing.T) {
 	require.NoError(t, err)
 	b3 := ts.newBrowser(t)
 	page3 := mfaPage(t, b3, passwordStep(t, b3, ts.authorizeURL("web-client", nil)))
+	require.True(t, strings.HasPrefix(location(t, b3.get(t, ts.authorizeURL("web-client", nil))), "/login?"),
+		"the password alone starts no session")
 	statuses := make([]int, 2)
 	var wg sync.WaitGroup
 	for i, pair := range []struct {
@@ -206,4 +208,35 @@ func TestAdminSecondFactors(t *testing.T) {
 	require.Zero(t, n, "the recovery codes went too")
 	next := location(t, passwordStep(t, b, ts.authorizeURL("web-client", nil)))
 	require.True(t, strings.HasPrefix(next, "/consent?"), "the password alone again: %s", next)
+}
+
+// TestDeviceFlowAsksForTheSecondFactor: signing in on the device page as
+// a user with a TOTP goes through /login/mfa and back to the device page;
+// the device's ID token says so in amr.
+func TestDeviceFlowAsksForTheSecondFactor(t *testing.T) {
+	t.Parallel()
+	ts := newDeviceServer(t)
+	const secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+	require.NoError(t, ts.Store.SaveTOTPEnrolment(t.Context(), "alice", secret))
+	require.NoError(t, ts.Store.UseTOTPStep(t.Context(), "alice", 1, true))
+
+	cfg := ts.deviceConfig("device-client", "openid")
+	da := ts.deviceAuth(t, cfg)
+	done := ts.deviceToken(t, cfg, da)
+	b := ts.newBrowser(t)
+	login := b.submit(t, b.get(t, da.VerificationURIComplete), nil)
+	flowRequirePage(t, login, http.StatusOK)
+	page := mfaPage(t, b, b.submit(t, login, map[string]string{"username": "alice", "password": "alice-password"}))
+	code, err := totp.GenerateCode(secret, time.Now())
+	require.NoError(t, err)
+	back := location(t, b.submit(t, page, map[string]string{"code": code}))
+	require.True(t, strings.HasPrefix(back, "/device?user_code="), "back to the device page: %s", back)
+	last := b.connect(t, b.get(t, back), "", "allow")
+	require.Contains(t, string(last.Body), "Device connected")
+
+	res := waitDevice(t, done)
+	require.NoError(t, res.err)
+	idToken, _ := res.tok.Extra("id_token").(string)
+	_, claims := ts.verifyIDToken(t, idToken, "device-client")
+	require.ElementsMatch(t, []any{"pwd", "otp", "mfa"}, claims["amr"])
 }

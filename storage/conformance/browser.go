@@ -32,6 +32,13 @@ func testLoginSessions(t *testing.T, s storage.Store) {
 	require.NoError(t, err)
 	require.Equal(t, "alice", got.Username)
 	require.True(t, ls.AuthTime.Equal(got.AuthTime), "auth time")
+	require.Equal(t, []string{"pwd"}, got.AMR, "a session without amr was a password sign-in")
+
+	mfa := &storage.LoginSession{ID: "mfa-session", Username: "alice", AuthTime: now(), ExpiresAt: now().Add(time.Hour), AMR: []string{"pwd", "otp", "mfa"}}
+	require.NoError(t, s.CreateLoginSession(ctx(t), mfa))
+	got, err = s.GetLoginSession(ctx(t), mfa.ID)
+	require.NoError(t, err)
+	require.Equal(t, mfa.AMR, got.AMR, "the verified factors come back")
 
 	_, err = s.GetLoginSession(ctx(t), "another-id")
 	requireNotFound(t, err, "unknown session")
