@@ -19,7 +19,11 @@ func enrolTOTP(t *testing.T, env map[string]string, username string) {
 	if err := st.SaveTOTPEnrolment(t.Context(), username, "JBSWY3DPEHPK3PXP"); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.UseTOTPStep(t.Context(), username, 1, true); err != nil {
+	pending, err := st.GetTOTP(t.Context(), username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UseTOTPStep(t.Context(), pending, 1, true); err != nil {
 		t.Fatal(err)
 	}
 }

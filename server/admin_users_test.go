@@ -32,7 +32,7 @@ func TestAdminUserLifecycle(t *testing.T) {
 	require.NotContains(t, string(r.Body), "argon2")
 	want := jsonMap(t, `{
 		"username": "carol", "email": "carol@example.com", "email_verified": true, "name": "Carol Example",
-		"groups": ["ops"], "claims": {"department": "operations", "level": 3}
+		"groups": ["ops"], "claims": {"department": "operations", "level": 3}, "second_factors": []
 	}`)
 	require.Equal(t, want, withoutTimes(t, r.json(t)))
 	require.Equal(t, want, withoutTimes(t, ts.adminOK(t, http.MethodGet, "/admin/users/carol", nil, http.StatusOK)))
@@ -41,11 +41,11 @@ func TestAdminUserLifecycle(t *testing.T) {
 
 	// A minimal user shows empty lists and objects, not null.
 	m := ts.adminOK(t, http.MethodPost, "/admin/users", map[string]string{"username": "dave", "password": "dave-password"}, http.StatusCreated)
-	require.Equal(t, jsonMap(t, `{"username":"dave","email":"","email_verified":false,"name":"","groups":[],"claims":{}}`), withoutTimes(t, m))
+	require.Equal(t, jsonMap(t, `{"username":"dave","email":"","email_verified":false,"name":"","groups":[],"claims":{},"second_factors":[]}`), withoutTimes(t, m))
 
 	// PUT replaces the profile and keeps the password unless one is sent.
 	m = ts.adminOK(t, http.MethodPut, "/admin/users/carol", map[string]any{"name": "Carol Renamed", "groups": []string{"ops", "admins"}}, http.StatusOK)
-	require.Equal(t, jsonMap(t, `{"username":"carol","email":"","email_verified":false,"name":"Carol Renamed","groups":["ops","admins"],"claims":{}}`),
+	require.Equal(t, jsonMap(t, `{"username":"carol","email":"","email_verified":false,"name":"Carol Renamed","groups":["ops","admins"],"claims":{},"second_factors":[]}`),
 		withoutTimes(t, m))
 	require.True(t, ts.canSignIn(t, "carol", "carol-password"), "a profile update keeps the password")
 	ts.adminOK(t, http.MethodPut, "/admin/users/carol", map[string]any{"password": "new-carol-password", "name": "Carol"}, http.StatusOK)

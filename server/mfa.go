@@ -198,7 +198,7 @@ func (s *Server) handleMFA(w http.ResponseWriter, r *http.Request) {
 	code := r.PostFormValue("code")
 	var codes []string
 	if enrol {
-		codes, err = s.users.ConfirmTOTP(r.Context(), p.Username, code, s.clientKey(r), s.now())
+		codes, err = s.users.ConfirmTOTP(r.Context(), p.Username, r.PostFormValue("enrolment"), code, s.clientKey(r), s.now())
 	} else {
 		_, err = s.users.VerifySecondFactor(r.Context(), p.Username, code, s.clientKey(r), s.now())
 	}
@@ -276,9 +276,11 @@ func (s *Server) afterSecondFactor(w http.ResponseWriter, r *http.Request, p mfa
 	s.proceed(w, r, ar, challenge, ls, true)
 }
 
-// renderMFA shows the code form, or with enrol the enrolment of a new
-// TOTP (the one in progress, if any, so a mistyped code keeps the QR code
-// the app already scanned).
+// renderMFA shows the code form, or with enrol the enrolment of a TOTP:
+// a new seed each time the page is opened, so a seed shown in another
+// browser (someone else with the password) is never offered here; after
+// a mistyped code, the same seed again if it is still the one the form
+// named (the app has scanned it already).
 func (s *Server) renderMFA(w http.ResponseWriter, r *http.Request, p mfaPending, enrol bool, status int, msg string) {
 	d := templates.MFAData{Page: s.page(r, ""), Action: pathMFA, Username: p.Username, Error: msg,
 		Hidden: map[string]string{"challenge": p.Challenge}}
@@ -287,8 +289,15 @@ func (s *Server) renderMFA(w http.ResponseWriter, r *http.Request, p mfaPending,
 		if u, err := url.Parse(s.cfg.Issuer); err == nil && u.Hostname() != "" {
 			issuer = u.Hostname()
 		}
-		e, err := s.users.PendingTOTP(r.Context(), issuer, p.Username)
-		if errors.Is(err, storage.ErrNotFound) {
+		var e *users.TOTPEnrolment
+		var err error
+		if shown := r.PostFormValue("enrolment"); shown != "" {
+			e, err = s.users.PendingTOTP(r.Context(), issuer, p.Username)
+			if errors.Is(err, storage.ErrNotFound) || (err == nil && e.Fingerprint != shown) {
+				e, err = nil, nil
+			}
+		}
+		if e == nil && err == nil {
 			e, err = s.users.NewTOTP(r.Context(), issuer, p.Username)
 		}
 		if err != nil {
@@ -296,6 +305,7 @@ func (s *Server) renderMFA(w http.ResponseWriter, r *http.Request, p mfaPending,
 			return
 		}
 		d.Title, d.QRCode, d.Secret = "Set up a second factor", template.URL(e.QRCode), e.Secret
+		d.Hidden["enrolment"] = e.Fingerprint
 	}
 	s.render(w, r, status, func(b *bytes.Buffer) error { return s.pages.MFA(b, d) })
 }

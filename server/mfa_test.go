@@ -12,6 +12,8 @@ import (
 	"github.com/pquerna/otp/totp"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2"
+
+	"github.com/latchauth/latch/storage"
 )
 
 var (
@@ -19,6 +21,15 @@ var (
 	recoveryCodeRE = regexp.MustCompile(`<li><code>([a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4})</code></li>`)
 	continueRE     = regexp.MustCompile(`href="(/login/mfa\?[^"]*)"`)
 )
+
+// giveTOTP gives username a confirmed TOTP with secret, straight in st.
+func giveTOTP(t *testing.T, st storage.MFAStore, username, secret string) {
+	t.Helper()
+	require.NoError(t, st.SaveTOTPEnrolment(t.Context(), username, secret))
+	pending, err := st.GetTOTP(t.Context(), username)
+	require.NoError(t, err)
+	require.NoError(t, st.UseTOTPStep(t.Context(), pending, 1, true))
+}
 
 // mfaRequired sets mfa.required.
 func mfaRequired(o *serverOptions) { o.cfg.MFARequired = true }
@@ -166,6 +177,37 @@ func TestSecondFactorStepUpAndPolicy(t *testing.T) {
 		require.Equal(t, "urn:latch:acr:mfa", claims["acr"])
 	})
 
+	t.Run("a seed shown in one browser is never shown in or confirmed from another", func(t *testing.T) {
+		t.Parallel()
+		ts := newTestServer(t, mfaRequired)
+		secretOf := func(r response) string {
+			t.Helper()
+			m := totpSecretRE.FindStringSubmatch(string(r.Body))
+			require.NotNil(t, m, "an enrolment page: %s", r.Body)
+			return m[1]
+		}
+		codeOf := func(secret string) string {
+			code, err := totp.GenerateCode(secret, time.Now())
+			require.NoError(t, err)
+			return code
+		}
+		// Someone else with alice's password opens the enrolment too.
+		other := ts.newBrowser(t)
+		theirs := mfaPage(t, other, passwordStep(t, other, ts.authorizeURL("web-client", nil)))
+		b := ts.newBrowser(t)
+		mine := mfaPage(t, b, passwordStep(t, b, ts.authorizeURL("web-client", nil)))
+		require.NotEqual(t, secretOf(theirs), secretOf(mine), "each opening draws a new seed")
+
+		refused := other.submit(t, theirs, map[string]string{"code": codeOf(secretOf(theirs))})
+		require.Equal(t, http.StatusUnauthorized, refused.Status, "their seed was replaced: it confirms nothing")
+		require.NotEqual(t, secretOf(mine), secretOf(refused), "alice's seed is not shown to them")
+
+		again := b.submit(t, mine, map[string]string{"code": codeOf(secretOf(mine))})
+		require.Equal(t, http.StatusUnauthorized, again.Status, "restarted elsewhere meanwhile")
+		require.NotEqual(t, secretOf(refused), secretOf(again), "their seed is not shown to alice")
+		require.Equal(t, http.StatusOK, b.submit(t, again, map[string]string{"code": codeOf(secretOf(again))}).Status)
+	})
+
 	t.Run("an expired or foreign second-factor step", func(t *testing.T) {
 		t.Parallel()
 		ts := newTestServer(t, mfaRequired)
@@ -189,7 +231,7 @@ func TestAdminSecondFactors(t *testing.T) {
 	require.NoError(t, ts.Store.ReplaceRecoveryCodes(ctx, "alice", []string{"h1"}))
 	require.Equal(t, []any{}, ts.adminOK(t, http.MethodGet, "/admin/users/alice", nil, http.StatusOK)["second_factors"],
 		"an enrolment in progress is no factor")
-	require.NoError(t, ts.Store.UseTOTPStep(ctx, "alice", 1, true))
+	giveTOTP(t, ts.Store, "alice", "JBSWY3DPEHPK3PXP")
 
 	list := ts.adminOK(t, http.MethodGet, "/admin/users", nil, http.StatusOK)["items"].([]any)
 	byName := map[string]any{}
@@ -217,8 +259,7 @@ func TestDeviceFlowAsksForTheSecondFactor(t *testing.T) {
 	t.Parallel()
 	ts := newDeviceServer(t)
 	const secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
-	require.NoError(t, ts.Store.SaveTOTPEnrolment(t.Context(), "alice", secret))
-	require.NoError(t, ts.Store.UseTOTPStep(t.Context(), "alice", 1, true))
+	giveTOTP(t, ts.Store, "alice", secret)
 
 	cfg := ts.deviceConfig("device-client", "openid")
 	da := ts.deviceAuth(t, cfg)

@@ -8,7 +8,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2"
-	"golang.org/x/time/rate"
 
 	"github.com/latchauth/latch/clients"
 	"github.com/latchauth/latch/users"
@@ -41,7 +40,7 @@ func retrieveError(t *testing.T, err error) *oauth2.RetrieveError {
 func TestPasswordGrant(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, withAccessTokenFormat("jwt"), func(o *serverOptions) {
-		o.cfg.LoginLimits = users.LimiterOptions{UserBurst: 3, PerUser: rate.Every(time.Hour)}
+		o.cfg.LoginRules = users.LoginRules{Pair: users.Rule{Free: 3, Base: time.Hour, Max: time.Hour, Forget: time.Hour}}
 	})
 	disc := func() []any {
 		return ts.get(t, "/.well-known/openid-configuration").json(t)["grant_types_supported"].([]any)
@@ -73,8 +72,7 @@ func TestPasswordGrant(t *testing.T) {
 	require.Contains(t, retrieveError(t, err).ErrorDescription, "Too many failed attempts")
 
 	// A user with a second factor cannot use it.
-	require.NoError(t, ts.Store.SaveTOTPEnrolment(t.Context(), "alice", "JBSWY3DPEHPK3PXP"))
-	require.NoError(t, ts.Store.UseTOTPStep(t.Context(), "alice", 1, true))
+	giveTOTP(t, ts.Store, "alice", "JBSWY3DPEHPK3PXP")
 	_, err = cfg.PasswordCredentialsToken(ctx, "alice", "alice-password")
 	re := retrieveError(t, err)
 	require.Equal(t, "invalid_grant", re.ErrorCode)

@@ -23,6 +23,9 @@ type TOTP struct {
 	// of that step or an earlier one is refused, so each code works once.
 	LastStep  int64
 	CreatedAt time.Time
+	// stored is the seed as stored (sealed): UseTOTPStep matches it, so a
+	// step is recorded only against the seed its code was checked with.
+	stored string
 }
 
 type totpRow struct {
@@ -80,17 +83,21 @@ func (s *GormStore) GetTOTP(ctx context.Context, username string) (*TOTP, error)
 	if err != nil {
 		return nil, err
 	}
-	return &TOTP{Username: row.Username, Secret: string(secret), Confirmed: row.Confirmed, LastStep: row.LastStep, CreatedAt: row.CreatedAt}, nil
+	return &TOTP{Username: row.Username, Secret: string(secret), Confirmed: row.Confirmed, LastStep: row.LastStep,
+		CreatedAt: row.CreatedAt, stored: row.Secret}, nil
 }
 
-// UseTOTPStep records that a code of time step step was accepted: of any
-// number of concurrent calls with the same (or an older) step exactly one
-// succeeds, the others get ErrNotFound. confirm finishes an enrolment: it
-// matches only an unconfirmed TOTP, and a sign-in only a confirmed one.
-func (s *GormStore) UseTOTPStep(ctx context.Context, username string, step int64, confirm bool) error {
+// UseTOTPStep records that a code of time step step of t (as GetTOTP
+// read it) was accepted: of any number of concurrent calls with the same
+// (or an older) step exactly one succeeds, the others get ErrNotFound, as
+// does a call for a seed replaced meanwhile (an enrolment restarted
+// elsewhere must not be confirmed by a code of the old one). confirm
+// finishes an enrolment: it matches only an unconfirmed TOTP, and a
+// sign-in only a confirmed one.
+func (s *GormStore) UseTOTPStep(ctx context.Context, t *TOTP, step int64, confirm bool) error {
 	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		return matched(tx.Model(&totpRow{}).
-			Where("username = ? AND last_step < ? AND confirmed = ?", username, step, !confirm).
+			Where("username = ? AND secret = ? AND last_step < ? AND confirmed = ?", t.Username, t.stored, step, !confirm).
 			Updates(map[string]any{"last_step": step, "confirmed": true}))
 	})
 }

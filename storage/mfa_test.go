@@ -47,9 +47,16 @@ func TestTOTPStepAndRecoveryCodeUsedOnce(t *testing.T) {
 		ctx := context.Background()
 		s := db.open(t, nil)
 		require.NoError(t, s.CreateUser(ctx, &storage.User{Username: "alice"}))
-		require.NoError(t, s.SaveTOTPEnrolment(ctx, "alice", totpSeed))
-		require.ErrorIs(t, s.UseTOTPStep(ctx, "alice", 10, false), storage.ErrNotFound, "an unconfirmed TOTP signs nobody in")
-		require.NoError(t, s.UseTOTPStep(ctx, "alice", 10, true))
+		require.NoError(t, s.SaveTOTPEnrolment(ctx, "alice", "ABANDONEDSEED234"))
+		abandoned, err := s.GetTOTP(ctx, "alice")
+		require.NoError(t, err)
+		require.NoError(t, s.SaveTOTPEnrolment(ctx, "alice", totpSeed), "an enrolment restarts with a new seed")
+		require.ErrorIs(t, s.UseTOTPStep(ctx, abandoned, 10, true), storage.ErrNotFound, "a code of the replaced seed confirms nothing")
+		pending, err := s.GetTOTP(ctx, "alice")
+		require.NoError(t, err)
+		require.Equal(t, totpSeed, pending.Secret)
+		require.ErrorIs(t, s.UseTOTPStep(ctx, pending, 10, false), storage.ErrNotFound, "an unconfirmed TOTP signs nobody in")
+		require.NoError(t, s.UseTOTPStep(ctx, pending, 10, true))
 		require.ErrorIs(t, s.SaveTOTPEnrolment(ctx, "alice", totpSeed), storage.ErrAlreadyExists)
 		f, err := s.SecondFactors(ctx, []string{"alice", "bob"})
 		require.NoError(t, err)
@@ -65,7 +72,7 @@ func TestTOTPStepAndRecoveryCodeUsedOnce(t *testing.T) {
 				defer wg.Done()
 				var err error
 				if i%2 == 0 {
-					err = s.UseTOTPStep(ctx, "alice", 11, false)
+					err = s.UseTOTPStep(ctx, pending, 11, false)
 				} else {
 					err = s.UseRecoveryCode(ctx, "alice", "h1")
 				}
@@ -84,7 +91,7 @@ func TestTOTPStepAndRecoveryCodeUsedOnce(t *testing.T) {
 		wg.Wait()
 		require.Equal(t, 2, wins, "one use of the step and one of the code")
 		require.Equal(t, 6, losses)
-		require.ErrorIs(t, s.UseTOTPStep(ctx, "alice", 10, false), storage.ErrNotFound, "an older step")
+		require.ErrorIs(t, s.UseTOTPStep(ctx, pending, 10, false), storage.ErrNotFound, "an older step")
 		n, err := s.UnusedRecoveryCodes(ctx, "alice")
 		require.NoError(t, err)
 		require.Equal(t, 1, n)

@@ -100,7 +100,7 @@ type ClientStore interface {
 type MFAStore interface {
 	SaveTOTPEnrolment(ctx context.Context, username, secret string) error
 	GetTOTP(ctx context.Context, username string) (*TOTP, error)
-	UseTOTPStep(ctx context.Context, username string, step int64, confirm bool) error
+	UseTOTPStep(ctx context.Context, t *TOTP, step int64, confirm bool) error
 	ReplaceRecoveryCodes(ctx context.Context, username string, hashes []string) error
 	UseRecoveryCode(ctx context.Context, username, hash string) error
 	UnusedRecoveryCodes(ctx context.Context, username string) (int, error)

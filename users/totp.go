@@ -47,6 +47,9 @@ var totpOpts = hotp.ValidateOpts{Digits: otp.DigitsSix, Algorithm: otp.Algorithm
 type TOTPEnrolment struct {
 	Secret string // base32, to type into an app
 	URL    string // otpauth:// URI, what the QR code holds
+	// Fingerprint names this seed without revealing it: the enrolment
+	// form carries it, so a code confirms only the seed the person saw.
+	Fingerprint string
 	// QRCode is a data: URI of a PNG of the QR code, so the page makes no
 	// request to anyone to show it.
 	QRCode string
@@ -99,14 +102,16 @@ func enrolment(key *otp.Key) (*TOTPEnrolment, error) {
 	if err := png.Encode(&buf, img); err != nil {
 		return nil, fmt.Errorf("users: encode TOTP QR code: %w", err)
 	}
-	return &TOTPEnrolment{Secret: key.Secret(), URL: key.URL(),
+	return &TOTPEnrolment{Secret: key.Secret(), URL: key.URL(), Fingerprint: fingerprint(key.Secret()),
 		QRCode: "data:image/png;base64," + base64.StdEncoding.EncodeToString(buf.Bytes())}, nil
 }
 
-// ConfirmTOTP finishes username's enrolment with its first code and returns
-// the user's new recovery codes, in clear, to be shown once.
-func (a *Authenticator) ConfirmTOTP(ctx context.Context, username, code, remoteAddr string, now time.Time) ([]string, error) {
-	if err := a.checkTOTP(ctx, username, code, remoteAddr, now, true); err != nil {
+// ConfirmTOTP finishes username's enrolment of the seed with that
+// fingerprint with its first code, and returns the user's new recovery
+// codes, in clear, to be shown once. A seed replaced meanwhile (the
+// enrolment restarted in another browser) is ErrWrongCode.
+func (a *Authenticator) ConfirmTOTP(ctx context.Context, username, seedFingerprint, code, remoteAddr string, now time.Time) ([]string, error) {
+	if err := a.checkTOTP(ctx, username, seedFingerprint, code, remoteAddr, now, true); err != nil {
 		return nil, err
 	}
 	return a.NewRecoveryCodes(ctx, username)
@@ -120,7 +125,7 @@ func (a *Authenticator) ConfirmTOTP(ctx context.Context, username, code, remoteA
 func (a *Authenticator) VerifySecondFactor(ctx context.Context, username, code, remoteAddr string, now time.Time) (string, error) {
 	code = strings.TrimSpace(code)
 	if len(code) == int(otp.DigitsSix) && strings.Trim(code, "0123456789") == "" {
-		return "otp", a.checkTOTP(ctx, username, code, remoteAddr, now, false)
+		return "otp", a.checkTOTP(ctx, username, "", code, remoteAddr, now, false)
 	}
 	counters, err := a.codeCounters(ctx, username, remoteAddr)
 	if err != nil {
@@ -139,8 +144,9 @@ func (a *Authenticator) VerifySecondFactor(ctx context.Context, username, code, 
 // checkTOTP accepts code if it is the code of a time step within the skew
 // of now that is newer than the last accepted one, and records that step
 // with a conditional update: of two concurrent uses of one code exactly
-// one wins.
-func (a *Authenticator) checkTOTP(ctx context.Context, username, code, remoteAddr string, now time.Time, confirm bool) error {
+// one wins. An enrolment (confirm) must also be of the seed whose
+// fingerprint the form carried.
+func (a *Authenticator) checkTOTP(ctx context.Context, username, seedFingerprint, code, remoteAddr string, now time.Time, confirm bool) error {
 	counters, err := a.codeCounters(ctx, username, remoteAddr)
 	if err != nil {
 		return err
@@ -153,12 +159,14 @@ func (a *Authenticator) checkTOTP(ctx context.Context, username, code, remoteAdd
 		return err
 	case t.Confirmed == confirm:
 		return a.failCode(ctx, counters)
+	case confirm && subtle.ConstantTimeCompare([]byte(fingerprint(t.Secret)), []byte(seedFingerprint)) != 1:
+		return a.failCode(ctx, counters)
 	}
 	step, ok := matchStep(t.Secret, strings.TrimSpace(code), now)
 	if !ok || step <= t.LastStep {
 		return a.failCode(ctx, counters)
 	}
-	err = a.Factors.UseTOTPStep(ctx, username, step, confirm)
+	err = a.Factors.UseTOTPStep(ctx, t, step, confirm)
 	if errors.Is(err, storage.ErrNotFound) {
 		return a.failCode(ctx, counters) // a concurrent use won
 	}
@@ -246,4 +254,10 @@ func HashRecoveryCode(code string) string {
 	}, strings.ToLower(code))
 	sum := sha256.Sum256([]byte(norm))
 	return hex.EncodeToString(sum[:])
+}
+
+// fingerprint is the first 128 bits of a seed's SHA-256, in hex.
+func fingerprint(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:16])
 }
