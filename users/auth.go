@@ -105,15 +105,9 @@ var dummyHash = sync.OnceValue(func() string {
 // username from this address only: the username's and the address's
 // counters keep what others did.
 func (a *Authenticator) Authenticate(ctx context.Context, username, password, addr string) (*storage.User, error) {
-	counters := a.counters(username, addr)
-	if a.Throttle != nil {
-		wait, err := a.Throttle.Wait(ctx, counters...)
-		if err != nil {
-			return nil, err
-		}
-		if wait > 0 {
-			return nil, &RateLimitedError{RetryAfter: wait}
-		}
+	counters, err := a.admit(ctx, username, addr)
+	if err != nil {
+		return nil, err
 	}
 	u, err := a.Store.GetUser(ctx, username)
 	switch {

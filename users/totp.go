@@ -127,7 +127,7 @@ func (a *Authenticator) VerifySecondFactor(ctx context.Context, username, code, 
 	if len(code) == int(otp.DigitsSix) && strings.Trim(code, "0123456789") == "" {
 		return "otp", a.checkTOTP(ctx, username, "", code, remoteAddr, now, false)
 	}
-	counters, err := a.codeCounters(ctx, username, remoteAddr)
+	counters, err := a.admit(ctx, username, remoteAddr)
 	if err != nil {
 		return "", err
 	}
@@ -147,7 +147,7 @@ func (a *Authenticator) VerifySecondFactor(ctx context.Context, username, code, 
 // one wins. An enrolment (confirm) must also be of the seed whose
 // fingerprint the form carried.
 func (a *Authenticator) checkTOTP(ctx context.Context, username, seedFingerprint, code, remoteAddr string, now time.Time, confirm bool) error {
-	counters, err := a.codeCounters(ctx, username, remoteAddr)
+	counters, err := a.admit(ctx, username, remoteAddr)
 	if err != nil {
 		return err
 	}
@@ -194,10 +194,11 @@ func matchStep(secret, code string, now time.Time) (int64, bool) {
 	return found, ok
 }
 
-// codeCounters are the login counters a code is checked under: a wrong
-// code costs what a wrong password does. It returns a *RateLimitedError
-// while they say wait.
-func (a *Authenticator) codeCounters(ctx context.Context, username, addr string) ([]Counter, error) {
+// admit returns the login counters of username from addr, or a
+// *RateLimitedError while they say wait. Passwords and second-factor
+// codes count against the same counters: a wrong code costs what a wrong
+// password does.
+func (a *Authenticator) admit(ctx context.Context, username, addr string) ([]Counter, error) {
 	counters := a.counters(username, addr)
 	if a.Throttle != nil {
 		wait, err := a.Throttle.Wait(ctx, counters...)
