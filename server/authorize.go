@@ -104,8 +104,7 @@ func (s *Server) writeAuthorizeError(w http.ResponseWriter, r *http.Request, ar 
 		s.renderAuthorizeError(w, r, ar, rfc)
 		return
 	}
-	s.formPostHeaders(w, ar)
-	s.oauth.WriteAuthorizeError(r.Context(), w, ar, rfc)
+	s.redirectAuthorizeError(w, r, ar, rfc)
 }
 
 // formPostHeaders secures the page fosite writes for response_mode
@@ -260,8 +259,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 		s.writeAuthorizeError(w, r, ar, err)
 		return
 	}
-	s.formPostHeaders(w, ar)
-	s.oauth.WriteAuthorizeResponse(ctx, w, ar, resp)
+	s.writeAuthorizeResponse(w, r, ar, resp)
 }
 
 // claimChallenge spends challenge for the decision being made. The store

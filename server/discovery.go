@@ -47,6 +47,7 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		"request_parameter_supported":                      false,
 		"request_uri_parameter_supported":                  false,
 		"claims_parameter_supported":                       false,
+		"authorization_response_iss_parameter_supported":   true,
 	}
 	if s.cfg.RegistrationEnabled {
 		doc["registration_endpoint"] = s.url(pathRegister)
