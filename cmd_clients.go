@@ -334,6 +334,7 @@ func printClient(w io.Writer, cl *clients.Client) error {
 		{"access_token_format", format},
 		{"rate_limit", rate},
 		{"skip_consent", strconv.FormatBool(cl.SkipConsent)},
+		{"require_signed_request", strconv.FormatBool(cl.RequireSignedRequestObject)},
 		{"created_at", stamp(cl.CreatedAt)},
 		{"updated_at", stamp(cl.UpdatedAt)},
 	} {

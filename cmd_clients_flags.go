@@ -25,6 +25,7 @@ type clientFlags struct {
 
 	rateLimit   float64
 	skipConsent bool
+	signedReq   bool
 }
 
 func (o *clientFlags) add(cmd *cobra.Command) {
@@ -41,6 +42,7 @@ func (o *clientFlags) add(cmd *cobra.Command) {
 	fs.StringVar(&o.tokenFormat, "access-token-format", "", "opaque or jwt; empty: the server's tokens.access_token_format")
 	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "token requests per second for this client; 0 = unlimited")
 	fs.BoolVar(&o.skipConsent, "skip-consent", false, "never show the consent page for this client")
+	fs.BoolVar(&o.signedReq, "require-signed-request-object", false, "accept authorization requests only as a signed request object (RFC 9101)")
 }
 
 var grantNames = []string{
@@ -94,6 +96,9 @@ func (o *clientFlags) apply(cmd *cobra.Command, cl *clients.Client) error {
 	}
 	if changed("rate-limit") {
 		cl.RateLimit = o.rateLimit
+	}
+	if changed("require-signed-request-object") {
+		cl.RequireSignedRequestObject = o.signedReq
 	}
 	if changed("skip-consent") {
 		cl.SkipConsent = o.skipConsent

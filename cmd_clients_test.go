@@ -78,25 +78,26 @@ func TestClientsCreateShowsSecretOnce(t *testing.T) {
 		"--post-logout-redirect-uri", "https://app.example.com/",
 		"--scope", "openid", "--scope", "profile", "--audience", "https://api.example.com",
 		"--token-endpoint-auth-method", "client_secret_post", "--access-token-format", "jwt",
-		"--rate-limit", "2.5", "--skip-consent")
+		"--rate-limit", "2.5", "--skip-consent", "--require-signed-request-object")
 	secret := createdSecret(t, out)
 	if !strings.HasPrefix(out, "created client web\n") {
 		t.Fatalf("create printed:\n%s", out)
 	}
 
 	want := map[string]any{
-		"client_id":                  "web",
-		"client_name":                "Web App",
-		"grant_types":                []any{"authorization_code", "refresh_token"},
-		"response_types":             []any{"code"},
-		"redirect_uris":              []any{"https://app.example.com/callback", "http://127.0.0.1:5555/callback"},
-		"post_logout_redirect_uris":  []any{"https://app.example.com/"},
-		"scopes":                     []any{"openid", "profile"},
-		"audience":                   []any{"https://api.example.com"},
-		"token_endpoint_auth_method": "client_secret_post",
-		"access_token_format":        "jwt",
-		"rate_limit":                 2.5,
-		"skip_consent":               true,
+		"client_id":                     "web",
+		"client_name":                   "Web App",
+		"grant_types":                   []any{"authorization_code", "refresh_token"},
+		"response_types":                []any{"code"},
+		"redirect_uris":                 []any{"https://app.example.com/callback", "http://127.0.0.1:5555/callback"},
+		"post_logout_redirect_uris":     []any{"https://app.example.com/"},
+		"scopes":                        []any{"openid", "profile"},
+		"audience":                      []any{"https://api.example.com"},
+		"token_endpoint_auth_method":    "client_secret_post",
+		"access_token_format":           "jwt",
+		"rate_limit":                    2.5,
+		"skip_consent":                  true,
+		"require_signed_request_object": true,
 	}
 	got := getClientJSON(t, env, "web")
 	for k, v := range want {

@@ -61,9 +61,13 @@ type Client struct {
 	SkipConsent             bool                `json:"skip_consent,omitempty"`
 	// RequireMFA asks everyone who signs in to this client for a second
 	// factor.
-	RequireMFA bool      `json:"require_mfa,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	RequireMFA bool `json:"require_mfa,omitempty"`
+	// RequireSignedRequestObject refuses the client's authorization
+	// requests unless they come as a signed request object (RFC 9101
+	// §10.5), by value or pushed (PAR).
+	RequireSignedRequestObject bool      `json:"require_signed_request_object,omitempty"`
+	CreatedAt                  time.Time `json:"created_at"`
+	UpdatedAt                  time.Time `json:"updated_at"`
 }
 
 var (

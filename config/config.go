@@ -168,6 +168,9 @@ type Client struct {
 	RateLimit               float64         `yaml:"rate_limit"`
 	SkipConsent             bool            `yaml:"skip_consent"`
 	RequireMFA              bool            `yaml:"require_mfa"`
+	// RequireSignedRequestObject: authorization requests only as a
+	// signed request object (RFC 9101).
+	RequireSignedRequestObject bool `yaml:"require_signed_request_object"`
 }
 
 // User is a user declared in the file and upserted at start-up. Exactly one

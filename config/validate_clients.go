@@ -27,20 +27,21 @@ func (c Client) AuthMethod() string {
 // hashes Secret: clients.Manager.Seed).
 func (c Client) Model() (*clients.Client, error) {
 	m := &clients.Client{
-		ID:                      c.ID,
-		Name:                    c.Name,
-		RedirectURIs:            c.RedirectURIs,
-		PostLogoutRedirectURIs:  c.PostLogoutRedirectURIs,
-		GrantTypes:              c.GrantTypes,
-		ResponseTypes:           c.ResponseTypes,
-		Scopes:                  c.Scopes,
-		PrivateScopes:           c.PrivateScopes,
-		Audience:                c.Audience,
-		TokenEndpointAuthMethod: c.AuthMethod(),
-		AccessTokenFormat:       c.AccessTokenFormat,
-		RateLimit:               c.RateLimit,
-		SkipConsent:             c.SkipConsent,
-		RequireMFA:              c.RequireMFA,
+		ID:                         c.ID,
+		Name:                       c.Name,
+		RedirectURIs:               c.RedirectURIs,
+		PostLogoutRedirectURIs:     c.PostLogoutRedirectURIs,
+		GrantTypes:                 c.GrantTypes,
+		ResponseTypes:              c.ResponseTypes,
+		Scopes:                     c.Scopes,
+		PrivateScopes:              c.PrivateScopes,
+		Audience:                   c.Audience,
+		TokenEndpointAuthMethod:    c.AuthMethod(),
+		AccessTokenFormat:          c.AccessTokenFormat,
+		RateLimit:                  c.RateLimit,
+		SkipConsent:                c.SkipConsent,
+		RequireMFA:                 c.RequireMFA,
+		RequireSignedRequestObject: c.RequireSignedRequestObject,
 	}
 	clients.Defaults(m)
 	if len(c.JWKS) > 0 && string(c.JWKS) != "null" {

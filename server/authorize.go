@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ory/fosite"
@@ -28,7 +29,18 @@ const challengeLifespan = 30 * time.Minute
 // finish it from there.
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	onlyPushedParameters(r)
+	pushed := onlyPushedParameters(r)
+	if !pushed && r.Form.Get("request_uri") != "" {
+		s.writeAuthorizeError(w, r, nil, fosite.ErrRequestURINotSupported.WithHint("Only the request_uri of a pushed authorization request (RFC 9126) is accepted; Latch fetches no request objects by reference."))
+		return
+	}
+	// A request object's redirect_uri is not trusted before its signature
+	// is, so its errors are shown on a page (nil request).
+	signed, err := s.unpackRequestObject(ctx, r, r.Form.Get("client_id"), nil)
+	if err != nil {
+		s.writeAuthorizeError(w, r, nil, err)
+		return
+	}
 	ar, err := s.oauth.NewAuthorizeRequest(ctx, r)
 	if err != nil {
 		s.writeAuthorizeError(w, r, ar, err)
@@ -48,6 +60,17 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.writeAuthorizeError(w, r, ar, err)
 		return
 	}
+	// A pushed request was held to the same rule when it was pushed.
+	if err := requireSignedRequest(ar.GetClient(), signed != nil || pushed); err != nil {
+		s.writeAuthorizeError(w, r, ar, err)
+		return
+	}
+	if signed != nil {
+		if err := s.spendRequestObject(ctx, signed); err != nil {
+			s.writeAuthorizeError(w, r, ar, err)
+			return
+		}
+	}
 	session, err := s.currentSession(r)
 	if err != nil {
 		s.renderStorageError(w, r, err)
@@ -60,13 +83,16 @@ func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
 // from a request that names a pushed request: RFC 9126 §4 (with RFC 9101
 // §5) says only the pushed parameters count, while fosite lays them over
 // the query and keeps whatever else the query says (prompt=none, say).
-func onlyPushedParameters(r *http.Request) {
-	if err := r.ParseForm(); err != nil || r.Form.Get("request_uri") == "" {
-		return
+// It reports whether the request names one. A request_uri that is not a
+// pushed request's is left for fosite to refuse (Latch fetches no URLs).
+func onlyPushedParameters(r *http.Request) bool {
+	if err := r.ParseForm(); err != nil || !strings.HasPrefix(r.Form.Get("request_uri"), parRequestURIPrefix) {
+		return false
 	}
 	keep := url.Values{"client_id": r.Form["client_id"], "request_uri": r.Form["request_uri"]}
 	r.Form, r.PostForm = keep, url.Values{}
 	r.URL.RawQuery = keep.Encode()
+	return true
 }
 
 // redirectExact reports whether ar's redirect URI is one the client

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"net/url"
 
 	"github.com/ory/fosite"
 
@@ -16,7 +17,18 @@ func (s *Server) handlePAR(w http.ResponseWriter, r *http.Request) {
 	if !s.readClientForm(w, r) {
 		return
 	}
+	signed, err := s.unpackRequestObject(ctx, r, parClientID(r), clientAuthParameters)
+	if err != nil {
+		s.writeOAuthError(ctx, w, r, err)
+		return
+	}
 	ar, err := s.oauth.NewPushedAuthorizeRequest(ctx, r)
+	if err == nil && signed != nil && ar.GetClient().GetID() != signed.clientID {
+		err = fosite.ErrInvalidRequestObject.WithHint("The request object was signed for another client than the one that authenticated.")
+	}
+	if err == nil {
+		err = requireSignedRequest(ar.GetClient(), signed != nil)
+	}
 	if err == nil && !s.redirectExact(ar) {
 		err = fosite.ErrInvalidRequest.WithHint("The 'redirect_uri' parameter does not match any of the client's registered redirect URIs.")
 	}
@@ -30,6 +42,9 @@ func (s *Server) handlePAR(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = s.pendingBound(ctx, w, storage.PendingPAR, ar.GetClient().GetID(), origin)
 	}
+	if err == nil && signed != nil {
+		err = s.spendRequestObject(ctx, signed)
+	}
 	if err != nil {
 		s.writeOAuthError(ctx, w, r, err)
 		return
@@ -40,4 +55,24 @@ func (s *Server) handlePAR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.oauth.WritePushedAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// clientAuthParameters are the PAR body's client authentication (RFC 6749
+// §2.3.1, RFC 7521 §4.2), which stay beside a request object's parameters.
+var clientAuthParameters = []string{"client_id", "client_secret", "client_assertion", "client_assertion_type"}
+
+// parClientID is the client a PAR request says it is (client_id in the
+// body, or the HTTP Basic user name), whose keys must have signed its
+// request object. fosite authenticates the client afterwards, and
+// handlePAR checks the two are the same.
+func parClientID(r *http.Request) string {
+	if id := r.PostForm.Get("client_id"); id != "" {
+		return id
+	}
+	if user, _, ok := r.BasicAuth(); ok {
+		if id, err := url.QueryUnescape(user); err == nil {
+			return id
+		}
+	}
+	return ""
 }
