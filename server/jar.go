@@ -92,7 +92,10 @@ func (s *Server) unpackRequestObject(ctx context.Context, r *http.Request, clien
 	} else if err != nil {
 		return nil, err
 	}
-	client, _ := fc.(*clients.Client)
+	client, ok := fc.(*clients.Client)
+	if !ok {
+		return nil, fosite.ErrServerError.WithDebug("the store returned a client of another type")
+	}
 	claims, v, err := s.verifyRequestObject(raw, client)
 	if err != nil {
 		return nil, err
