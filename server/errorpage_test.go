@@ -26,7 +26,8 @@ func TestAuthorizeErrorPageSpeaksToPeople(t *testing.T) {
 		{"unregistered redirect URI", map[string]string{"redirect_uri": "https://evil.example/cb"}, "Unregistered return address", "invalid_request"},
 		// A request object is refused before the redirect URI is checked:
 		// it is not a redirect problem, whatever the code says.
-		{"request object", map[string]string{"request": "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."}, "This sign-in request is not valid", "invalid_request"},
+		// An unsigned (alg none) one is invalid_request_object (RFC 9101 §6.3).
+		{"request object", map[string]string{"request": "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."}, "This sign-in request is not valid", "invalid_request_object"},
 		{"missing client_id", map[string]string{"client_id": ""}, "Unknown application", "invalid_client"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
