@@ -102,7 +102,9 @@ func newProvider(cfg Config, signer jwt.Signer, formPost *template.Template, che
 	// RFC 6749 §4.3 for clients that list it (password.go).
 	// fosite's handler refuses a client that does not list it before it
 	// checks the password. (Not in grantListed: Append keeps one handler
-	// of each type.)
+	// of each type.) fosite marks the handler deprecated only to discourage
+	// the grant; Latch offers it solely to clients that list it.
+	//lint:ignore SA1019 the password grant is opt-in per client (README)
 	fc.TokenEndpointHandlers.Append(passwordGrant{&oauth2.ResourceOwnerPasswordCredentialsGrantHandler{
 		HandleHelper: helper, ResourceOwnerPasswordCredentialsGrantStorage: passwordStorage{store, checkPassword},
 		RefreshTokenStrategy: strategy, Config: fc,
