@@ -40,6 +40,7 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		"subject_types_supported":                          []string{"public"},
 		"id_token_signing_alg_values_supported":            []string{alg},
 		"code_challenge_methods_supported":                 []string{"S256"},
+		"dpop_signing_alg_values_supported":                dpopAlgs,
 		"token_endpoint_auth_methods_supported":            authMethods,
 		"token_endpoint_auth_signing_alg_values_supported": []string{"RS256", "ES256"},
 		"introspection_endpoint_auth_methods_supported":    authMethods[:3],

@@ -33,7 +33,7 @@ func (s *Server) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		s.writeOAuthError(ctx, w, r, fosite.ErrInvalidRequest.WithHint("The 'token' parameter is missing."))
 		return
 	}
-	tu, ar, err := s.oauth.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), newSession())
+	tu, ar, err := s.oauth.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), newGrantSession())
 	if errors.Is(err, storage.ErrUnavailable) {
 		s.writeOAuthError(ctx, w, r, err)
 		return
@@ -112,6 +112,11 @@ func (s *Server) introspection(tu fosite.TokenUse, ar fosite.AccessRequester) ma
 	}
 	if aud := ar.GetGrantedAudience(); len(aud) > 0 {
 		out["aud"] = []string(aud)
+	}
+	if jkt := dpopJKT(sess); jkt != "" && tu == fosite.AccessToken {
+		// RFC 9449 §6.2: a resource server learns the binding here.
+		out["token_type"] = tokenTypeDPoP
+		out["cnf"] = map[string]string{"jkt": jkt}
 	}
 	return out
 }

@@ -154,6 +154,10 @@ func (s *tokenStrategy) accessTokenClaims(r fosite.Requester) (jwt.MapClaims, er
 	if scope := r.GetGrantedScopes(); len(scope) > 0 {
 		claims["scope"] = strings.Join(scope, " ")
 	}
+	if jkt := dpopJKT(sess); jkt != "" {
+		// RFC 9449 §6.1: the key the token is bound to.
+		claims["cnf"] = map[string]any{"jkt": jkt}
+	}
 	if at := authTime(sess); !at.IsZero() {
 		claims["auth_time"] = at.Unix()
 	}
@@ -165,7 +169,7 @@ func (s *tokenStrategy) accessTokenClaims(r fosite.Requester) (jwt.MapClaims, er
 	// In dev mode, the user's claims of the ID token (profile claims of
 	// the granted scopes, custom claims); the protocol claims above stay
 	// the server's.
-	if ds, ok := sess.(*openid.DefaultSession); ok && s.userClaims && ds != nil && ds.Claims != nil {
+	if ds, ok := oidcSession(sess); ok && s.userClaims && ds.Claims != nil {
 		for k, v := range ds.Claims.Extra {
 			if _, set := claims[k]; !set && !users.ReservedClaim(k) {
 				claims[k] = v
@@ -178,12 +182,14 @@ func (s *tokenStrategy) accessTokenClaims(r fosite.Requester) (jwt.MapClaims, er
 // authTime is when the user of sess signed in, zero when there is no user
 // or it is not known.
 func authTime(sess fosite.Session) time.Time {
-	switch s := sess.(type) {
-	case *openid.DefaultSession:
+	if s, ok := oidcSession(sess); ok {
 		// Not IDTokenClaims(): it would add empty claims to the session.
-		if s != nil && s.Claims != nil {
+		if s.Claims != nil {
 			return s.Claims.AuthTime
 		}
+		return time.Time{}
+	}
+	switch s := sess.(type) {
 	case openid.Session:
 		if c := s.IDTokenClaims(); c != nil {
 			return c.AuthTime

@@ -207,7 +207,7 @@ func (h refreshScopes) HandleTokenEndpointRequest(ctx context.Context, ar fosite
 	}
 	kept.scopes, kept.session = granted, ar.GetSession().Clone()
 	req.GrantedScope = narrowed
-	if sess, ok := ar.GetSession().(*openid.DefaultSession); ok && sess.Claims != nil {
+	if sess, ok := oidcSession(ar.GetSession()); ok && sess.Claims != nil {
 		sess.Claims.Extra = users.NarrowClaims(sess.Claims.Extra, narrowed)
 	}
 	return nil

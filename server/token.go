@@ -29,7 +29,13 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.writeOAuthError(ctx, w, r, fosite.ErrUnsupportedGrantType.WithHint("No grant of this server has that 'grant_type'."))
 		return
 	}
-	session := newSession()
+	// A malformed proof is refused before anything is looked up.
+	proof, err := s.dpopProofFrom(r, s.url(pathToken), "")
+	if err != nil {
+		s.writeOAuthError(ctx, w, r, err)
+		return
+	}
+	session := newGrantSession()
 	ar, err := s.oauth.NewAccessRequest(ctx, r, session)
 	if err != nil {
 		s.writeOAuthError(ctx, w, r, err)
@@ -40,12 +46,16 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if s.overLimit(ctx, w, r, ar.GetClient()) {
 		return
 	}
+	if err := s.bindDPoP(r, ar, proof); err != nil {
+		s.writeOAuthError(ctx, w, r, err)
+		return
+	}
 	if ar.GetGrantTypes().ExactOne("client_credentials") {
 		ar.SetID(newGrantID())
 		// The client acts for itself (as in Hydra and Keycloak): it is the
 		// subject, and it gets the scopes and audience it asked for, which
 		// fosite has already checked against its registration.
-		session.Subject = ar.GetClient().GetID()
+		ar.GetSession().(*grantSession).Subject = ar.GetClient().GetID()
 		for _, scope := range ar.GetRequestedScopes() {
 			ar.GrantScope(scope)
 		}
@@ -57,6 +67,9 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.writeOAuthError(ctx, w, r, err)
 		return
+	}
+	if proof != nil {
+		resp.SetTokenType(tokenTypeDPoP)
 	}
 	s.oauth.WriteAccessResponse(ctx, w, ar, resp)
 	s.countIssued(ctx, r.PostForm.Get("grant_type"))

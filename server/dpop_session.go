@@ -1,0 +1,58 @@
+package server
+
+import (
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+)
+
+// grantSession is the session the token endpoint, introspection and
+// /userinfo decode a grant's stored session into: OpenID Connect's, plus
+// the DPoP binding of the tokens issued with it. The binding lives in the
+// session because the session is all fosite stores of a request besides a
+// sanitized form (Request.Sanitize drops every parameter but a few), and
+// the session travels from a code to its tokens and from a refresh token
+// to its successors. A session stored without the field (an authorization
+// code, a token issued before DPoP) decodes with no binding.
+type grantSession struct {
+	*openid.DefaultSession
+	// DPoPJKT is the RFC 7638 thumbprint of the key the access token is
+	// bound to (cnf.jkt, RFC 9449 §6); empty for a Bearer token.
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
+}
+
+func newGrantSession() *grantSession {
+	return &grantSession{DefaultSession: newSession()}
+}
+
+// Clone keeps the binding: fosite clones the session of a refresh token
+// into its successor's request.
+func (g *grantSession) Clone() fosite.Session {
+	if g == nil {
+		return nil
+	}
+	var inner *openid.DefaultSession
+	if g.DefaultSession != nil {
+		inner, _ = g.DefaultSession.Clone().(*openid.DefaultSession)
+	}
+	return &grantSession{DefaultSession: inner, DPoPJKT: g.DPoPJKT}
+}
+
+// oidcSession is the OpenID Connect session inside sess, whichever of the
+// two session types it is.
+func oidcSession(sess fosite.Session) (*openid.DefaultSession, bool) {
+	switch s := sess.(type) {
+	case *openid.DefaultSession:
+		return s, s != nil
+	case *grantSession:
+		return s.DefaultSession, s != nil && s.DefaultSession != nil
+	}
+	return nil, false
+}
+
+// dpopJKT is the thumbprint the token of sess is bound to, "" for none.
+func dpopJKT(sess fosite.Session) string {
+	if g, ok := sess.(*grantSession); ok && g != nil {
+		return g.DPoPJKT
+	}
+	return ""
+}
