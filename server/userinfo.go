@@ -17,38 +17,24 @@ import (
 // the users table.
 func (s *Server) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	token, problem := userinfoToken(r)
-	if problem != "" {
-		s.bearerError(w, http.StatusBadRequest, "invalid_request", problem)
-		return
-	}
-	if token == "" {
-		s.bearerError(w, http.StatusUnauthorized, "invalid_request", "No access token: send it as a Bearer Authorization header.")
-		return
-	}
-	tu, ar, err := s.oauth.IntrospectToken(ctx, token, fosite.AccessToken, newSession())
-	if errors.Is(err, storage.ErrUnavailable) {
-		s.writeOAuthError(ctx, w, r, err)
-		return
-	}
-	if err != nil || tu != fosite.AccessToken {
-		s.bearerError(w, http.StatusUnauthorized, "invalid_token", "The access token is not active.")
+	ar, ok := s.accessTokenFor(w, r, pathUserinfo)
+	if !ok {
 		return
 	}
 	if !ar.GetGrantedScopes().Has("openid") {
-		s.bearerError(w, http.StatusForbidden, "insufficient_scope", "The access token was not granted the openid scope.")
+		s.resourceError(w, ar, http.StatusForbidden, "insufficient_scope", "The access token was not granted the openid scope.")
 		return
 	}
 	if !issuedToUser(ar.GetSession()) {
 		// A client_credentials token's subject is the client id and a
 		// jwt-bearer token's is what another issuer asserted: neither
 		// is a user who signed in here, even where a user has that name.
-		s.bearerError(w, http.StatusUnauthorized, "invalid_token", "The access token was not issued through a user's sign-in.")
+		s.resourceError(w, ar, http.StatusUnauthorized, "invalid_token", "The access token was not issued through a user's sign-in.")
 		return
 	}
 	user, err := s.store.GetUser(ctx, ar.GetSession().GetSubject())
 	if errors.Is(err, storage.ErrNotFound) {
-		s.bearerError(w, http.StatusUnauthorized, "invalid_token", "The user of this token no longer exists.")
+		s.resourceError(w, ar, http.StatusUnauthorized, "invalid_token", "The user of this token no longer exists.")
 		return
 	} else if err != nil {
 		s.writeOAuthError(ctx, w, r, err)
