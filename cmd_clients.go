@@ -335,6 +335,7 @@ func printClient(w io.Writer, cl *clients.Client) error {
 		{"rate_limit", rate},
 		{"skip_consent", strconv.FormatBool(cl.SkipConsent)},
 		{"require_signed_request", strconv.FormatBool(cl.RequireSignedRequestObject)},
+		{"dpop_bound_access_tokens", strconv.FormatBool(cl.DPoPBoundAccessTokens)},
 		{"created_at", stamp(cl.CreatedAt)},
 		{"updated_at", stamp(cl.UpdatedAt)},
 	} {

@@ -26,6 +26,7 @@ type clientFlags struct {
 	rateLimit   float64
 	skipConsent bool
 	signedReq   bool
+	dpopBound   bool
 }
 
 func (o *clientFlags) add(cmd *cobra.Command) {
@@ -43,6 +44,7 @@ func (o *clientFlags) add(cmd *cobra.Command) {
 	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "token requests per second for this client; 0 = unlimited")
 	fs.BoolVar(&o.skipConsent, "skip-consent", false, "never show the consent page for this client")
 	fs.BoolVar(&o.signedReq, "require-signed-request-object", false, "accept authorization requests only as a signed request object (RFC 9101)")
+	fs.BoolVar(&o.dpopBound, "dpop-bound-access-tokens", false, "refuse token requests without a DPoP proof (RFC 9449)")
 }
 
 var grantNames = []string{
@@ -102,6 +104,9 @@ func (o *clientFlags) apply(cmd *cobra.Command, cl *clients.Client) error {
 	}
 	if changed("skip-consent") {
 		cl.SkipConsent = o.skipConsent
+	}
+	if changed("dpop-bound-access-tokens") {
+		cl.DPoPBoundAccessTokens = o.dpopBound
 	}
 	return nil
 }

@@ -78,7 +78,8 @@ func TestClientsCreateShowsSecretOnce(t *testing.T) {
 		"--post-logout-redirect-uri", "https://app.example.com/",
 		"--scope", "openid", "--scope", "profile", "--audience", "https://api.example.com",
 		"--token-endpoint-auth-method", "client_secret_post", "--access-token-format", "jwt",
-		"--rate-limit", "2.5", "--skip-consent", "--require-signed-request-object")
+		"--rate-limit", "2.5", "--skip-consent", "--require-signed-request-object",
+		"--dpop-bound-access-tokens")
 	secret := createdSecret(t, out)
 	if !strings.HasPrefix(out, "created client web\n") {
 		t.Fatalf("create printed:\n%s", out)
@@ -98,6 +99,7 @@ func TestClientsCreateShowsSecretOnce(t *testing.T) {
 		"rate_limit":                    2.5,
 		"skip_consent":                  true,
 		"require_signed_request_object": true,
+		"dpop_bound_access_tokens":      true,
 	}
 	got := getClientJSON(t, env, "web")
 	for k, v := range want {

@@ -65,9 +65,12 @@ type Client struct {
 	// RequireSignedRequestObject refuses the client's authorization
 	// requests unless they come as a signed request object (RFC 9101
 	// §10.5), by value or pushed (PAR).
-	RequireSignedRequestObject bool      `json:"require_signed_request_object,omitempty"`
-	CreatedAt                  time.Time `json:"created_at"`
-	UpdatedAt                  time.Time `json:"updated_at"`
+	RequireSignedRequestObject bool `json:"require_signed_request_object,omitempty"`
+	// DPoPBoundAccessTokens refuses this client's token requests that
+	// carry no DPoP proof (RFC 9449 §5.2).
+	DPoPBoundAccessTokens bool      `json:"dpop_bound_access_tokens,omitempty"`
+	CreatedAt             time.Time `json:"created_at"`
+	UpdatedAt             time.Time `json:"updated_at"`
 }
 
 var (

@@ -171,6 +171,7 @@ type Client struct {
 	// RequireSignedRequestObject: authorization requests only as a
 	// signed request object (RFC 9101).
 	RequireSignedRequestObject bool `yaml:"require_signed_request_object"`
+	DPoPBoundAccessTokens      bool `yaml:"dpop_bound_access_tokens"` // RFC 9449 §5.2
 }
 
 // User is a user declared in the file and upserted at start-up. Exactly one

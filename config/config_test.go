@@ -224,6 +224,10 @@ func TestParseKeepsDefaults(t *testing.T) {
 			return string(f.Clients[0].JWKS) == `{"keys":[]}`
 		}},
 		{"null jwks", "clients: [{id: a, jwks: null}]", func(f File) bool { return f.Clients[0].JWKS == nil }},
+		{"dpop_bound_access_tokens reaches the client", "clients: [{id: a, dpop_bound_access_tokens: true}]", func(f File) bool {
+			m, err := f.Clients[0].Model()
+			return err == nil && m.DPoPBoundAccessTokens
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -42,6 +42,7 @@ func (c Client) Model() (*clients.Client, error) {
 		SkipConsent:                c.SkipConsent,
 		RequireMFA:                 c.RequireMFA,
 		RequireSignedRequestObject: c.RequireSignedRequestObject,
+		DPoPBoundAccessTokens:      c.DPoPBoundAccessTokens,
 	}
 	clients.Defaults(m)
 	if len(c.JWKS) > 0 && string(c.JWKS) != "null" {

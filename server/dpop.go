@@ -16,6 +16,7 @@ import (
 	jose "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
 
+	"github.com/latchauth/latch/clients"
 	"github.com/latchauth/latch/storage"
 )
 
@@ -228,14 +229,24 @@ const tokenTypeDPoP = "DPoP"
 
 // bindDPoP binds the tokens ar will issue to the key of proof, or to none
 // when the request carries no proof: the grant's session is the stored
-// one (of the code, or of the refresh token), so a binding of an earlier
-// issuance is replaced, never inherited. The proof's jti is spent last,
+// one (of the code, or of the refresh token), so an access token binding
+// of an earlier issuance is replaced, never inherited. It refuses a
+// request without a proof from a client registered with
+// dpop_bound_access_tokens (§5.2), and the refresh of a bound refresh
+// token without a proof by its key (§5). The proof's jti is spent last,
 // once the grant's own checks have passed, so that only an authenticated
 // client with a valid grant can make us store one.
 func (s *Server) bindDPoP(r *http.Request, ar fosite.AccessRequester, proof *dpopProof) error {
 	sess, ok := ar.GetSession().(*grantSession)
 	if !ok {
 		return fosite.ErrServerError.WithDebug("the token endpoint's session is not a grantSession")
+	}
+	if c, ok := ar.GetClient().(*clients.Client); ok && c.DPoPBoundAccessTokens && proof == nil {
+		return errInvalidDPoPProof("This client's access tokens must be DPoP-bound: send a DPoP proof.")
+	}
+	refresh := ar.GetGrantTypes().ExactOne("refresh_token")
+	if refresh && sess.RefreshJKT != "" && (proof == nil || proof.jkt != sess.RefreshJKT) {
+		return errInvalidDPoPProof("The refresh token is DPoP-bound: send a DPoP proof by the key it is bound to.")
 	}
 	sess.DPoPJKT = ""
 	if proof == nil {
@@ -245,5 +256,8 @@ func (s *Server) bindDPoP(r *http.Request, ar fosite.AccessRequester, proof *dpo
 		return err
 	}
 	sess.DPoPJKT = proof.jkt
+	if !refresh && ar.GetClient().IsPublic() {
+		sess.RefreshJKT = proof.jkt
+	}
 	return nil
 }

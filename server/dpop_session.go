@@ -18,6 +18,11 @@ type grantSession struct {
 	// DPoPJKT is the RFC 7638 thumbprint of the key the access token is
 	// bound to (cnf.jkt, RFC 9449 §6); empty for a Bearer token.
 	DPoPJKT string `json:"dpop_jkt,omitempty"`
+	// RefreshJKT is the thumbprint the grant's refresh tokens are bound
+	// to: set when a public client gets its first tokens with a proof
+	// (§5: its refresh tokens are bound, a confidential client's are
+	// not), kept by every refresh.
+	RefreshJKT string `json:"dpop_refresh_jkt,omitempty"`
 }
 
 func newGrantSession() *grantSession {
@@ -34,7 +39,7 @@ func (g *grantSession) Clone() fosite.Session {
 	if g.DefaultSession != nil {
 		inner, _ = g.DefaultSession.Clone().(*openid.DefaultSession)
 	}
-	return &grantSession{DefaultSession: inner, DPoPJKT: g.DPoPJKT}
+	return &grantSession{DefaultSession: inner, DPoPJKT: g.DPoPJKT, RefreshJKT: g.RefreshJKT}
 }
 
 // oidcSession is the OpenID Connect session inside sess, whichever of the
