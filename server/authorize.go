@@ -280,7 +280,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 	for _, aud := range ar.GetRequestedAudience() {
 		ar.GrantAudience(aud)
 	}
-	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, s.userSession(ar, user, ls))
+	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, codeSession(ar, s.userSession(ar, user, ls)))
 	if err != nil {
 		s.writeAuthorizeError(w, r, ar, err)
 		return

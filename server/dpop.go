@@ -15,6 +15,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v3"
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
 
 	"github.com/latchauth/latch/clients"
 	"github.com/latchauth/latch/storage"
@@ -47,6 +48,30 @@ const (
 	// (set by the server, never taken from the client).
 	dpopJKTForm = "dpop_jkt"
 )
+
+// checkDPoPJKT refuses a dpop_jkt authorization request parameter (§10)
+// that cannot be a SHA-256 thumbprint: 43 base64url characters.
+func checkDPoPJKT(ar fosite.AuthorizeRequester) error {
+	jkt := ar.GetRequestForm().Get(dpopJKTForm)
+	if jkt == "" {
+		return nil
+	}
+	if b, err := base64.RawURLEncoding.DecodeString(jkt); err != nil || len(b) != sha256.Size {
+		return fosite.ErrInvalidRequest.WithHint("The 'dpop_jkt' parameter is not a base64url SHA-256 JWK thumbprint.")
+	}
+	return nil
+}
+
+// codeSession is the session an authorization code is stored with: with
+// the dpop_jkt of the request (§10), which binds the code, so that only a
+// token request with a proof by that key can exchange it.
+func codeSession(ar fosite.AuthorizeRequester, sess *openid.DefaultSession) fosite.Session {
+	jkt := ar.GetRequestForm().Get(dpopJKTForm)
+	if jkt == "" {
+		return sess
+	}
+	return &grantSession{DefaultSession: sess, DPoPJKT: jkt}
+}
 
 // errInvalidDPoPProof is §5 and §7.1's invalid_dpop_proof.
 func errInvalidDPoPProof(description string) *fosite.RFC6749Error {
@@ -245,6 +270,12 @@ func (s *Server) bindDPoP(r *http.Request, ar fosite.AccessRequester, proof *dpo
 		return errInvalidDPoPProof("This client's access tokens must be DPoP-bound: send a DPoP proof.")
 	}
 	refresh := ar.GetGrantTypes().ExactOne("refresh_token")
+	// An authorization code's session carries its request's dpop_jkt
+	// (codeSession); every other grant's carries the binding of the
+	// last issuance, which is not a requirement.
+	if ar.GetGrantTypes().ExactOne("authorization_code") && sess.DPoPJKT != "" && (proof == nil || proof.jkt != sess.DPoPJKT) {
+		return errInvalidDPoPProof("The authorization code is bound to a DPoP key by dpop_jkt: send a DPoP proof by that key.")
+	}
 	if refresh && sess.RefreshJKT != "" && (proof == nil || proof.jkt != sess.RefreshJKT) {
 		return errInvalidDPoPProof("The refresh token is DPoP-bound: send a DPoP proof by the key it is bound to.")
 	}

@@ -35,6 +35,9 @@ func (s *Server) checkAuthorizeRequest(ctx context.Context, ar fosite.AuthorizeR
 	if err := s.checkPKCE(ctx, ar); err != nil {
 		return err
 	}
+	if err := checkDPoPJKT(ar); err != nil {
+		return err
+	}
 	// fosite checks the nonce's length only when it signs the ID token, at
 	// the token endpoint, after the code is spent.
 	if n := ar.GetRequestForm().Get("nonce"); n != "" && len(n) < s.oauth.Config.GetMinParameterEntropy(ctx) {
