@@ -106,6 +106,7 @@ type Tokens struct {
 	IDTokenLifespan         Duration `yaml:"id_token_lifespan"`
 	DeviceCodeLifespan      Duration `yaml:"device_code_lifespan"`
 	AccessTokenFormat       string   `yaml:"access_token_format"` // opaque | jwt
+	DPoPRequireNonce        bool     `yaml:"dpop_require_nonce"`  // RFC 9449 §8
 	RefreshTokenRotation    bool     `yaml:"refresh_token_rotation"`
 	RefreshTokenGracePeriod Duration `yaml:"refresh_token_grace_period"`
 	// IDTokenSigningAlg is the algorithm of keys generated from now on:

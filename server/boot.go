@@ -187,6 +187,7 @@ func ConfigFromFile(f config.File, st storage.Store, log *slog.Logger, hasher *c
 		IDTokenLifespan:       f.Tokens.IDTokenLifespan.Duration,
 		DeviceCodeLifespan:    f.Tokens.DeviceCodeLifespan.Duration,
 		AccessTokenFormat:     f.Tokens.AccessTokenFormat,
+		DPoPRequireNonce:      f.Tokens.DPoPRequireNonce,
 		Hasher:                hasher,
 		SigningAlgorithm:      f.Tokens.IDTokenSigningAlg,
 		AdminToken:            f.Admin.Token,

@@ -151,6 +151,12 @@ func (s *Server) dpopProofFrom(r *http.Request, htu, accessToken string) (*dpopP
 	if c.JTI == "" || c.HTM == "" || c.HTU == "" || c.IAT == nil {
 		return nil, errInvalidDPoPProof("The DPoP proof lacks one of jti, htm, htu and iat.")
 	}
+	if s.cfg.DPoPRequireNonce && c.Nonce == "" {
+		return nil, errUseDPoPNonce("The DPoP proof has no nonce.")
+	}
+	if s.cfg.DPoPRequireNonce && !s.dpopNonceCurrent(c.Nonce) {
+		return nil, errUseDPoPNonce("The DPoP proof's nonce is not current.")
+	}
 	if len(c.JTI) > dpopJTIMaxLen {
 		return nil, errInvalidDPoPProof("The DPoP proof's jti is too long.")
 	}

@@ -34,6 +34,7 @@ func (s *Server) accessTokenFor(w http.ResponseWriter, r *http.Request, path str
 		return nil, false
 	}
 	var proof *dpopProof
+	s.offerDPoPNonce(w, r)
 	if dpop {
 		var err error
 		proof, err = s.dpopProofFrom(r, s.url(path), token)
@@ -41,7 +42,8 @@ func (s *Server) accessTokenFor(w http.ResponseWriter, r *http.Request, path str
 			err = errInvalidDPoPProof("A DPoP access token needs a DPoP proof.")
 		}
 		if err != nil {
-			s.dpopError(w, http.StatusUnauthorized, "invalid_dpop_proof", oauthError(err).GetDescription())
+			rfc := oauthError(err)
+			s.dpopError(w, http.StatusUnauthorized, rfc.ErrorField, rfc.GetDescription())
 			return nil, false
 		}
 	}

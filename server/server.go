@@ -60,6 +60,9 @@ type Config struct {
 	// AccessTokenFormat is the format of access tokens of clients that do
 	// not set their own: "opaque" (default) or "jwt" (RFC 9068).
 	AccessTokenFormat string
+	// DPoPRequireNonce makes every DPoP proof carry a server nonce
+	// (RFC 9449 §8, dpop_nonce.go).
+	DPoPRequireNonce bool
 
 	// Hasher checks client secrets; nil means a fresh one.
 	Hasher *clients.Hasher

@@ -30,6 +30,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// A malformed proof is refused before anything is looked up.
+	s.offerDPoPNonce(w, r)
 	proof, err := s.dpopProofFrom(r, s.url(pathToken), "")
 	if err != nil {
 		s.writeOAuthError(ctx, w, r, err)
