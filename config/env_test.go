@@ -100,6 +100,7 @@ func TestEnvNames(t *testing.T) {
 		"LATCH_SECRETS_SYSTEM", "LATCH_ADMIN_TOKEN", "LATCH_TOKENS_DEVICE_CODE_LIFESPAN",
 		"LATCH_TOKENS_REFRESH_TOKEN_GRACE_PERIOD", "LATCH_TOKENS_ID_TOKEN_SIGNING_ALG", "LATCH_REGISTRATION_INITIAL_ACCESS_TOKEN",
 		"LATCH_MFA_REQUIRED",
+		"LATCH_TOKENS_DPOP_REQUIRE_NONCE",
 	} {
 		if !strings.Contains(all, " "+want+" ") {
 			t.Errorf("EnvNames lacks %s", want)
@@ -110,7 +111,7 @@ func TestEnvNames(t *testing.T) {
 			t.Errorf("lists have no variables, got %s", n)
 		}
 	}
-	if len(names) != 27 {
-		t.Errorf("got %d names, want 27: %v", len(names), names)
+	if len(names) != 28 {
+		t.Errorf("got %d names, want 28: %v", len(names), names)
 	}
 }

@@ -74,13 +74,15 @@ func codeSession(ar fosite.AuthorizeRequester, sess *openid.DefaultSession) fosi
 }
 
 // errInvalidDPoPProof is §5 and §7.1's invalid_dpop_proof.
-func errInvalidDPoPProof(description string) *fosite.RFC6749Error {
-	return &fosite.RFC6749Error{
-		ErrorField:       "invalid_dpop_proof",
-		DescriptionField: "The DPoP proof is invalid.",
-		HintField:        description,
-		CodeField:        http.StatusBadRequest,
-	}
+func errInvalidDPoPProof(hint string) *fosite.RFC6749Error {
+	return dpopRFCError("invalid_dpop_proof", "The DPoP proof is invalid.", hint)
+}
+
+// dpopRFCError is one of RFC 9449's errors, which fosite does not define.
+// At the token endpoint it is a 400; a resource endpoint answers 401 with
+// the DPoP challenge instead (dpopError).
+func dpopRFCError(code, description, hint string) *fosite.RFC6749Error {
+	return &fosite.RFC6749Error{ErrorField: code, DescriptionField: description, HintField: hint, CodeField: http.StatusBadRequest}
 }
 
 // dpopClaims are the claims of a proof (§4.2).

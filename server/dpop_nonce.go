@@ -49,11 +49,6 @@ func (s *Server) offerDPoPNonce(w http.ResponseWriter, r *http.Request) {
 
 // errUseDPoPNonce is §8's use_dpop_nonce: the proof lacks the server's
 // current nonce, which the answer's DPoP-Nonce header carries.
-func errUseDPoPNonce(description string) *fosite.RFC6749Error {
-	return &fosite.RFC6749Error{
-		ErrorField:       "use_dpop_nonce",
-		DescriptionField: "The DPoP proof must carry the server's nonce from the DPoP-Nonce header.",
-		HintField:        description,
-		CodeField:        http.StatusBadRequest,
-	}
+func errUseDPoPNonce(hint string) *fosite.RFC6749Error {
+	return dpopRFCError("use_dpop_nonce", "The DPoP proof must carry the server's nonce from the DPoP-Nonce header.", hint)
 }
