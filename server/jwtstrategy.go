@@ -162,7 +162,7 @@ func (s *tokenStrategy) accessTokenClaims(r fosite.Requester) (jwt.MapClaims, er
 		claims["auth_time"] = at.Unix()
 	}
 	// RFC 9068 §2.2.1: how the user signed in, as in the ID token.
-	if ds, ok := sess.(*openid.DefaultSession); ok && ds.Claims != nil && len(ds.Claims.AuthenticationMethodsReferences) > 0 {
+	if ds, ok := oidcSession(sess); ok && ds.Claims != nil && len(ds.Claims.AuthenticationMethodsReferences) > 0 {
 		claims["amr"] = ds.Claims.AuthenticationMethodsReferences
 		claims["acr"] = ds.Claims.AuthenticationContextClassReference
 	}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/oauth2"
-	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/latchauth/latch/storage"
@@ -71,7 +70,7 @@ func (g passwordGrant) HandleTokenEndpointRequest(ctx context.Context, ar fosite
 	for _, aud := range ar.GetRequestedAudience() {
 		ar.GrantAudience(aud)
 	}
-	if sess, ok := ar.GetSession().(*openid.DefaultSession); ok {
+	if sess, ok := oidcSession(ar.GetSession()); ok {
 		sess.Username = sess.Subject
 		sess.Claims = &jwt.IDTokenClaims{Subject: sess.Subject, AuthenticationMethodsReferences: []string{amrPassword},
 			AuthenticationContextClassReference: acrPassword}
