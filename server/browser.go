@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -36,7 +37,30 @@ func (s *Server) currentSession(r *http.Request) (*storage.LoginSession, error) 
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, nil
 	}
-	return ls, err
+	if err != nil {
+		return nil, err
+	}
+	s.seeSession(r, ls)
+	return ls, nil
+}
+
+// lastSeenStep is how stale a session's last use may be before it is
+// written again: the account page shows it to the minute, and a write per
+// request would cost every authorization a write.
+const lastSeenStep = 5 * time.Minute
+
+// seeSession records that ls is in use. The time is only shown to its
+// owner, so a failure to record it is logged, not shown.
+func (s *Server) seeSession(r *http.Request, ls *storage.LoginSession) {
+	now := s.now()
+	if now.Sub(ls.LastSeen) < lastSeenStep {
+		return
+	}
+	if err := s.store.SeeLoginSession(r.Context(), ls.ID, now); err != nil {
+		s.log.WarnContext(r.Context(), "record session use", "error", err)
+		return
+	}
+	ls.LastSeen = now
 }
 
 // startSession signs username, who proved amr, in: a new random session
@@ -53,6 +77,9 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, username s
 		AuthTime:  now,
 		ExpiresAt: now.Add(s.cfg.LoginSessionLifespan),
 		AMR:       amr,
+		UserAgent: r.UserAgent(),
+		Address:   addrText(s.clientAddr(r)),
+		LastSeen:  now,
 	}
 	if err := s.store.CreateLoginSession(r.Context(), ls); err != nil {
 		return nil, err
@@ -205,4 +232,12 @@ func hasPrompt(form url.Values, value string) bool {
 		}
 	}
 	return false
+}
+
+// addrText is a as the account page shows it; "" when it is unknown.
+func addrText(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }

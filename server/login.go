@@ -82,6 +82,21 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 // limit), a database failure gets the storage error page.
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request, rerender func(status int, username, msg string)) (*storage.User, bool) {
 	username, password := r.PostFormValue("username"), r.PostFormValue("password")
+	user, ok := s.checkPassword(w, r, username, password, "Wrong username or password.", func(status int, msg string) {
+		rerender(status, username, msg)
+	})
+	if !ok {
+		return nil, false
+	}
+	return user, true
+}
+
+// checkPassword verifies a password under the login throttling, with at
+// most one check per core at a time (each costs a password hash). On
+// failure it has answered: rerender shows the form again with a message
+// (wrong is the one for a wrong password), a database failure gets the
+// storage error page.
+func (s *Server) checkPassword(w http.ResponseWriter, r *http.Request, username, password, wrong string, rerender func(status int, msg string)) (*storage.User, bool) {
 	s.passwordChecks <- struct{}{}
 	user, err := s.users.Authenticate(r.Context(), username, password, s.clientKey(r))
 	<-s.passwordChecks
@@ -90,13 +105,13 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, rerender func(st
 	case errors.As(err, &limited):
 		s.metrics.loginFails.Inc()
 		setRetryAfter(w, limited.RetryAfter)
-		rerender(http.StatusTooManyRequests, username, waitMessage(limited.RetryAfter))
+		rerender(http.StatusTooManyRequests, waitMessage(limited.RetryAfter))
 		return nil, false
 	case errors.Is(err, users.ErrInvalidCredentials):
 		s.metrics.loginFails.Inc()
 		// RFC 9110 §15.5.2: a 401 names how to authenticate; here, the form.
 		w.Header().Set("WWW-Authenticate", `Form realm="latch"`)
-		rerender(http.StatusUnauthorized, username, "Wrong username or password.")
+		rerender(http.StatusUnauthorized, wrong)
 		return nil, false
 	case err != nil:
 		s.renderStorageError(w, r, err)

@@ -53,6 +53,11 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(pathMFA, s.protectForms(http.HandlerFunc(s.handleMFA))).Methods(both...)
 	r.Handle(pathConsent, s.protectForms(http.HandlerFunc(s.handleConsent))).Methods(both...)
 	r.Handle(pathLogout, logoutCSRF(s.protectForms(http.HandlerFunc(s.handleLogout)))).Methods(both...)
+	r.Handle(pathAccount, s.protectForms(http.HandlerFunc(s.handleAccount))).Methods(get...)
+	r.Handle(pathAccountLogin, s.protectForms(http.HandlerFunc(s.handleAccountLogin))).Methods(post...)
+	r.Handle(pathAccountPassword, s.protectForms(http.HandlerFunc(s.handleAccountPassword))).Methods(post...)
+	r.Handle(pathAccountSessions, s.protectForms(http.HandlerFunc(s.handleAccountEndSession))).Methods(post...)
+	r.Handle(pathAccountRevoke, s.protectForms(http.HandlerFunc(s.handleAccountRevoke))).Methods(post...)
 	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", http.FileServer(http.FS(templates.Static())))).Methods(get...)
 
 	r.HandleFunc(pathMetrics, s.handleMetrics).Methods(get...)

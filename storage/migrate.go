@@ -168,6 +168,13 @@ func migrations() []migration {
 			)`,
 			`ALTER TABLE login_sessions ADD COLUMN amr VARCHAR(255) NOT NULL DEFAULT ''`,
 		}},
+		// What the account page shows of each session: the browser it
+		// was started in, from where, and when it was last used.
+		{version: 15, name: "login session device, address and last use", sql: []string{
+			`ALTER TABLE login_sessions ADD COLUMN user_agent VARCHAR(256) NOT NULL DEFAULT ''`,
+			`ALTER TABLE login_sessions ADD COLUMN address VARCHAR(64) NOT NULL DEFAULT ''`,
+			`ALTER TABLE login_sessions ADD COLUMN last_seen_at {{ts}} NULL`,
+		}},
 	}
 }
 

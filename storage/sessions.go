@@ -21,20 +21,43 @@ type LoginSession struct {
 	// AMR is what the person proved at AuthTime, as RFC 8176 values
 	// ("pwd", "otp", "mfa", ...): the ID token's amr.
 	AMR []string
+	// UserAgent and Address are the browser and client address that signed
+	// in, LastSeen when the session was last used (SeeLoginSession): what
+	// the account page shows so a person can tell their sessions apart.
+	UserAgent string
+	Address   string
+	LastSeen  time.Time
 }
 
 type loginSessionRow struct {
-	ID        string `gorm:"primaryKey"`
-	Username  string
-	AuthTime  time.Time
-	ExpiresAt time.Time
-	AMR       string `gorm:"column:amr"`
+	ID         string `gorm:"primaryKey"`
+	Username   string
+	AuthTime   time.Time
+	ExpiresAt  time.Time
+	AMR        string `gorm:"column:amr"`
+	UserAgent  string
+	Address    string
+	LastSeenAt *time.Time
+}
+
+func (r *loginSessionRow) session(id string) *LoginSession {
+	amr := strings.Fields(r.AMR)
+	if len(amr) == 0 {
+		amr = []string{"pwd"} // a session from before amr was kept: a password
+	}
+	ls := &LoginSession{ID: id, Username: r.Username, AuthTime: r.AuthTime, ExpiresAt: r.ExpiresAt, AMR: amr,
+		UserAgent: r.UserAgent, Address: r.Address, LastSeen: r.AuthTime}
+	if r.LastSeenAt != nil {
+		ls.LastSeen = *r.LastSeenAt
+	}
+	return ls
 }
 
 func (loginSessionRow) TableName() string { return "login_sessions" }
 
 func (s *GormStore) CreateLoginSession(ctx context.Context, ls *LoginSession) error {
-	row := loginSessionRow{ID: hashKey(ls.ID), Username: ls.Username, AuthTime: ls.AuthTime.UTC(), ExpiresAt: ls.ExpiresAt.UTC(), AMR: strings.Join(ls.AMR, " ")}
+	row := loginSessionRow{ID: hashKey(ls.ID), Username: ls.Username, AuthTime: ls.AuthTime.UTC(), ExpiresAt: ls.ExpiresAt.UTC(), AMR: strings.Join(ls.AMR, " "),
+		UserAgent: capString(ls.UserAgent, maxUserAgent), Address: capString(ls.Address, maxAddress)}
 	return s.write(ctx, true, func(tx *gorm.DB) error { return translate(tx.Create(&row).Error) })
 }
 
@@ -45,11 +68,7 @@ func (s *GormStore) GetLoginSession(ctx context.Context, id string) (*LoginSessi
 	if err != nil {
 		return nil, translate(err)
 	}
-	amr := strings.Fields(row.AMR)
-	if len(amr) == 0 {
-		amr = []string{"pwd"} // a session from before amr was kept: a password
-	}
-	return &LoginSession{ID: id, Username: row.Username, AuthTime: row.AuthTime, ExpiresAt: row.ExpiresAt, AMR: amr}, nil
+	return row.session(id), nil
 }
 
 // DeleteLoginSession ends a session; ending an unknown one is no error.

@@ -50,6 +50,7 @@ type Store interface {
 	DeviceStore
 	PendingStore
 	MFAStore
+	AccountStore
 
 	// RevokeClientTokens deactivates every refresh token and unused code and
 	// deletes every access token issued to clientID, in one transaction; it

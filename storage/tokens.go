@@ -242,11 +242,11 @@ func (s *GormStore) RevokeSubjectTokens(ctx context.Context, subject string) (in
 // gets invalid_grant). Tokens issued from a device code are ordinary
 // access and refresh rows. It returns how many grants (request IDs) it
 // ended.
-func (s *GormStore) revokeWhere(ctx context.Context, cond string, arg string) (int64, error) {
+func (s *GormStore) revokeWhere(ctx context.Context, cond string, args ...any) (int64, error) {
 	grants := map[string]bool{}
 	err := s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
 		for _, table := range []string{tableRefresh, tableCode, tableDevice, tableAccess} {
-			q := tx.Table(table).Where(cond, arg)
+			q := tx.Table(table).Where(cond, args...)
 			if table != tableAccess {
 				q = q.Where("active = ?", true)
 			}
@@ -259,11 +259,11 @@ func (s *GormStore) revokeWhere(ctx context.Context, cond string, arg string) (i
 			}
 		}
 		for _, table := range []string{tableRefresh, tableCode, tableDevice} {
-			if err := tx.Table(table).Where(cond+" AND active = ?", arg, true).Update("active", false).Error; err != nil {
+			if err := tx.Table(table).Where(cond, args...).Where("active = ?", true).Update("active", false).Error; err != nil {
 				return translate(err)
 			}
 		}
-		return translate(tx.Table(tableAccess).Where(cond, arg).Delete(&requestRow{}).Error)
+		return translate(tx.Table(tableAccess).Where(cond, args...).Delete(&requestRow{}).Error)
 	})
 	return int64(len(grants)), err
 }

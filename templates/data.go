@@ -117,3 +117,38 @@ type MFAData struct {
 	Continue      string
 	Hidden        map[string]string
 }
+
+// AccountData is the account page of a signed-in person.
+type AccountData struct {
+	Page
+	Username string
+	Name     string
+	Notice   string // what the last action did, e.g. "Password changed."
+	Error    string // why the last action failed
+	// Action is the path the page's forms post below, e.g. "/account".
+	Action       string
+	Sessions     []AccountSession
+	Applications []AccountApplication
+	// LogoutURL signs this browser out (the RP-initiated logout page).
+	LogoutURL string
+}
+
+// AccountSession is one login session on the account page.
+type AccountSession struct {
+	Handle   string // posted back to sign it out
+	Device   string // "Firefox on Linux"
+	Address  string
+	SignedIn string // formatted times
+	LastSeen string
+	Current  bool // the browser showing the page
+}
+
+// AccountApplication is one application the person allowed.
+type AccountApplication struct {
+	ClientID   string
+	Name       string
+	Scopes     []Scope
+	Remembered bool
+	LiveTokens bool
+	Since      string
+}

@@ -41,6 +41,7 @@ const (
 	// executes it with its own data (formPostData).
 	formPostFile = "form_post.html"
 	mfaFile      = "mfa.html"
+	accountFile  = "account.html"
 )
 
 // Templates holds the parsed pages.
@@ -54,6 +55,7 @@ type Templates struct {
 	formPost       *template.Template
 	formPostScript string // CSP source of its one inline script
 	mfa            *template.Template
+	account        *template.Template
 }
 
 // Load parses every page from the embedded files; it fails if any page is
@@ -75,7 +77,7 @@ func Static() fs.FS {
 
 func load(fsys fs.FS) (*Templates, error) {
 	var missing []error
-	for _, name := range []string{layoutFile, loginFile, consentFile, deviceFile, logoutFile, errorFile, formPostFile, mfaFile} {
+	for _, name := range []string{layoutFile, loginFile, consentFile, deviceFile, logoutFile, errorFile, formPostFile, mfaFile, accountFile} {
 		if _, err := fs.Stat(fsys, name); err != nil {
 			missing = append(missing, fmt.Errorf("templates: missing page %s: %w", name, err))
 		}
@@ -106,6 +108,7 @@ func load(fsys fs.FS) (*Templates, error) {
 		logout:  page(logoutFile, LogoutData{}),
 		errPage: page(errorFile, ErrorData{}),
 		mfa:     page(mfaFile, MFAData{}),
+		account: page(accountFile, AccountData{}),
 	}
 	t.formPost, t.formPostScript, err = parseFormPost(fsys)
 	if err != nil {
@@ -240,4 +243,10 @@ func (t *Templates) FormPostScriptSource() string { return t.formPostScript }
 func (t *Templates) MFA(w io.Writer, d MFAData) error {
 	d.defaults("Second factor")
 	return render(w, t.mfa, mfaFile, d)
+}
+
+// Account renders the signed-in person's account page.
+func (t *Templates) Account(w io.Writer, d AccountData) error {
+	d.defaults("Your account")
+	return render(w, t.account, accountFile, d)
 }
