@@ -38,6 +38,10 @@ var accountNotices = map[string]string{
 	"password": "Password changed. Every other session was signed out.",
 	"session":  "That session was signed out.",
 	"revoked":  "Access revoked: the application's tokens no longer work, and it will ask again.",
+
+	"passkey-added":   "Passkey added. You can now sign in with it alone.",
+	"passkey-renamed": "Passkey renamed.",
+	"passkey-removed": "Passkey removed.",
 }
 
 // handleAccount is GET /account: the account page, or a sign-in form for
@@ -58,7 +62,7 @@ func (s *Server) handleAccount(w http.ResponseWriter, r *http.Request) {
 // handleAccountLogin is POST /account/login: signing in to the account
 // page itself, outside any authorization request.
 func (s *Server) handleAccountLogin(w http.ResponseWriter, r *http.Request) {
-	user, ok := s.signIn(w, r, func(status int, username, msg string) {
+	user, amr, ok := s.anySignIn(w, r, func(status int, username, msg string) {
 		s.renderAccountLogin(w, r, status, username, msg)
 	})
 	if !ok {
@@ -66,7 +70,7 @@ func (s *Server) handleAccountLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	// A person with a second factor gives it here too (/login/mfa), then
 	// comes back to the page.
-	if _, ok := s.completeSignIn(w, r, user.Username, []string{amrPassword}, s.cfg.MFARequired, mfaPending{Return: pathAccount}); !ok {
+	if _, ok := s.completeSignIn(w, r, user.Username, amr, s.cfg.MFARequired, mfaPending{Return: pathAccount}); !ok {
 		return
 	}
 	http.Redirect(w, r, pathAccount, http.StatusSeeOther)
@@ -74,7 +78,8 @@ func (s *Server) handleAccountLogin(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) renderAccountLogin(w http.ResponseWriter, r *http.Request, status int, username, msg string) {
 	s.render(w, r, status, func(b *bytes.Buffer) error {
-		return s.pages.Login(b, templates.LoginData{Page: s.page(r, ""), Action: pathAccountLogin, Username: username, Error: msg})
+		return s.pages.Login(b, templates.LoginData{Page: s.page(r, ""), Action: pathAccountLogin, Username: username, Error: msg,
+			PasskeyBegin: s.passkeyBegin()})
 	})
 }
 

@@ -35,7 +35,19 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, ls *stora
 	}
 	d := templates.AccountData{
 		Page: s.page(r, ""), Username: user.Username, Name: user.Name, Notice: notice, Error: errMsg,
-		Action: pathAccount, LogoutURL: pathLogout,
+		Action: pathAccount, LogoutURL: pathLogout, PasskeysOn: s.webauthn != nil,
+	}
+	_, keys, err := s.passkeyUserOf(r, ls.Username)
+	if err != nil {
+		s.renderStorageError(w, r, err)
+		return
+	}
+	for _, k := range keys {
+		p := templates.AccountPasskey{ID: k.ID, Name: k.Name, Created: shortTime(k.CreatedAt), Synced: passkeySynced(k)}
+		if k.LastUsedAt != nil {
+			p.LastUsed = shortTime(*k.LastUsedAt)
+		}
+		d.Passkeys = append(d.Passkeys, p)
 	}
 	current := storage.SessionHandle(ls.ID)
 	for _, v := range sessions {

@@ -47,6 +47,9 @@ type serverOptions struct {
 	grace   time.Duration     // the store's refresh token grace period
 	secrets map[string]string // non-nil: the clients already exist
 	wrap    func(storage.Store) storage.Store
+	// localhost: the issuer is http://localhost:PORT, a domain (passkeys
+	// need one), instead of http://127.0.0.1:PORT.
+	localhost bool
 }
 
 type option func(*serverOptions)
@@ -68,6 +71,9 @@ func withGeneratedSystemSecret() option {
 func withSystemSecret(secret []byte) option {
 	return func(o *serverOptions) { o.cfg.SystemSecret = secret }
 }
+
+// withLocalhostIssuer makes the issuer http://localhost:PORT.
+func withLocalhostIssuer() option { return func(o *serverOptions) { o.localhost = true } }
 
 // withDSN opens the store on a given SQLite file.
 func withDSN(dsn string) option { return func(o *serverOptions) { o.dsn = dsn } }
@@ -148,6 +154,9 @@ func startServer(t *testing.T, o serverOptions) *testServer {
 	httpSrv := httptest.NewUnstartedServer(nil)
 	cfg := o.cfg
 	cfg.Issuer = "http://" + httpSrv.Listener.Addr().String()
+	if o.localhost {
+		cfg.Issuer = strings.Replace(cfg.Issuer, "127.0.0.1", "localhost", 1)
+	}
 	cfg.Store = st
 	if o.wrap != nil {
 		cfg.Store = o.wrap(st)
@@ -180,7 +189,7 @@ func startServer(t *testing.T, o serverOptions) *testServer {
 		require.NoError(t, err)
 	}
 	return &testServer{
-		URL: httpSrv.URL, Store: st, Server: srv, opts: o, secret: secret, secrets: secrets, httpSrv: httpSrv,
+		URL: cfg.Issuer, Store: st, Server: srv, opts: o, secret: secret, secrets: secrets, httpSrv: httpSrv,
 		http: &http.Client{Transport: roundTripper, Timeout: 15 * time.Second},
 	}
 }

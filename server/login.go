@@ -63,17 +63,30 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	user, ok := s.signIn(w, r, func(status int, username, msg string) {
+	user, amr, ok := s.anySignIn(w, r, func(status int, username, msg string) {
 		s.renderLogin(w, r, challenge, ar, status, username, msg)
 	})
 	if !ok {
 		return
 	}
-	ls, ok := s.completeSignIn(w, r, user.Username, []string{amrPassword}, s.mfaPolicy(ar.GetClient(), ar.GetRequestForm()), mfaPending{Challenge: challenge})
+	ls, ok := s.completeSignIn(w, r, user.Username, amr, s.mfaPolicy(ar.GetClient(), ar.GetRequestForm()), mfaPending{Challenge: challenge})
 	if !ok {
 		return
 	}
 	s.proceed(w, r, ar, challenge, ls, true)
+}
+
+// anySignIn checks what the form posted: a passkey (the script of the
+// login page posts its answer) or a username and password. It returns
+// the user and what they proved (RFC 8176 amr); completeSignIn (mfa.go)
+// then asks for a second factor or starts the session. On failure it has
+// answered, as signIn does.
+func (s *Server) anySignIn(w http.ResponseWriter, r *http.Request, rerender func(status int, username, msg string)) (*storage.User, []string, bool) {
+	if r.PostFormValue("passkey_ceremony") != "" {
+		return s.passkeySignIn(w, r, rerender)
+	}
+	user, ok := s.signIn(w, r, rerender)
+	return user, []string{amrPassword}, ok
 }
 
 // signIn checks the posted login form; completeSignIn (mfa.go) then asks
@@ -134,6 +147,8 @@ func (s *Server) loginData(r *http.Request, challenge string, ar fosite.Authoriz
 		ClientName: clientName(ar.GetClient()),
 		Hidden:     map[string]string{"challenge": challenge},
 		Dev:        s.cfg.DevMode,
+
+		PasskeyBegin: s.passkeyBegin(),
 	}
 }
 

@@ -108,9 +108,9 @@ type rpHit struct {
 // realBrowserSetup starts a server, a relying party registered on it, and a
 // Chromium whose context ends after 30 s at most. At the end of the test it
 // fails on any CSP violation the browser reported.
-func realBrowserSetup(t *testing.T, bin string) (*testServer, *relyingParty, context.Context) {
+func realBrowserSetup(t *testing.T, bin string, opts ...option) (*testServer, *relyingParty, context.Context) {
 	t.Helper()
-	ts := newTestServer(t)
+	ts := newTestServer(t, opts...)
 	rp := &relyingParty{id: "browser-rp", hits: make(chan rpHit, 4)}
 	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/cb" {

@@ -58,6 +58,10 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(pathAccountPassword, s.protectForms(http.HandlerFunc(s.handleAccountPassword))).Methods(post...)
 	r.Handle(pathAccountSessions, s.protectForms(http.HandlerFunc(s.handleAccountEndSession))).Methods(post...)
 	r.Handle(pathAccountRevoke, s.protectForms(http.HandlerFunc(s.handleAccountRevoke))).Methods(post...)
+	r.Handle(pathAccountPasskeyBegin, s.protectForms(s.needPasskeys(s.handleAccountPasskeyBegin))).Methods(post...)
+	r.Handle(pathAccountPasskeyAdd, s.protectForms(s.needPasskeys(s.handleAccountPasskeyAdd))).Methods(post...)
+	r.Handle(pathAccountPasskeyEdit, s.protectForms(http.HandlerFunc(s.handleAccountPasskeyEdit))).Methods(post...)
+	r.Handle(pathPasskeyLoginBegin, s.protectForms(s.needPasskeys(s.handlePasskeyLoginBegin))).Methods(post...)
 	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", http.FileServer(http.FS(templates.Static())))).Methods(get...)
 
 	r.HandleFunc(pathMetrics, s.handleMetrics).Methods(get...)

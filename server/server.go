@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/gorilla/mux"
 	"github.com/gorilla/securecookie"
 	"github.com/ory/fosite"
@@ -151,6 +152,8 @@ type Server struct {
 	scopes scopesCache
 	// dev is what dev mode knows of the clients it created (devclients.go).
 	dev devClients
+	// webauthn is the passkey relying party of the issuer (passkeys.go).
+	webauthn *webauthn.WebAuthn
 }
 
 // New assembles a Server. It loads (or creates) the system secret, so the
@@ -246,6 +249,9 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 		passwordChecks: make(chan struct{}, runtime.NumCPU()),
 		guessThrottle:  throttle,
+	}
+	if s.webauthn, err = newWebAuthn(issuer); err != nil {
+		return nil, fmt.Errorf("server: passkeys: %w", err)
 	}
 	s.cookies = securecookie.New(derive(cfg.SystemSecret, "latch session cookie"), nil)
 	s.cookies.MaxAge(int(cfg.LoginSessionLifespan / time.Second))

@@ -170,10 +170,34 @@ func migrations() []migration {
 		}},
 		// What the account page shows of each session: the browser it
 		// was started in, from where, and when it was last used.
-		{version: 15, name: "login session device, address and last use", sql: []string{
+		{version: 15, name: "login session device, address and last use; passkeys", sql: []string{
 			`ALTER TABLE login_sessions ADD COLUMN user_agent VARCHAR(256) NOT NULL DEFAULT ''`,
 			`ALTER TABLE login_sessions ADD COLUMN address VARCHAR(64) NOT NULL DEFAULT ''`,
 			`ALTER TABLE login_sessions ADD COLUMN last_seen_at {{ts}} NULL`,
+			// Passkeys (WebAuthn credentials), several per user; the
+			// credential record (public key, sign counter, backup flags)
+			// is go-webauthn's JSON.
+			`CREATE TABLE passkeys (
+				id           VARCHAR(255) PRIMARY KEY,
+				username     VARCHAR(255) NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+				name         VARCHAR(64)  NOT NULL,
+				credential   TEXT NOT NULL,
+				created_at   {{ts}} NOT NULL,
+				last_used_at {{ts}} NULL
+			)`,
+			`CREATE INDEX passkeys_username_idx ON passkeys (username)`,
+			// WebAuthn ceremonies waiting for the authenticator's answer:
+			// single-use, short-lived, counted per address.
+			`CREATE TABLE webauthn_ceremonies (
+				id          VARCHAR(64) PRIMARY KEY,
+				kind        VARCHAR(16) NOT NULL,
+				username    VARCHAR(255) NOT NULL DEFAULT '',
+				address_key VARCHAR(64) NOT NULL,
+				data        TEXT NOT NULL,
+				expires_at  {{ts}} NOT NULL
+			)`,
+			`CREATE INDEX webauthn_ceremonies_address_idx ON webauthn_ceremonies (address_key, expires_at)`,
+			`CREATE INDEX webauthn_ceremonies_expires_at_idx ON webauthn_ceremonies (expires_at)`,
 		}},
 	}
 }

@@ -19,7 +19,8 @@ type LoginSession struct {
 	AuthTime  time.Time
 	ExpiresAt time.Time
 	// AMR is what the person proved at AuthTime, as RFC 8176 values
-	// ("pwd", "otp", "mfa", ...): the ID token's amr.
+	// ("pwd", "otp", "mfa", "hwk" or "swk" for a passkey, ...): the ID
+	// token's amr.
 	AMR []string
 	// UserAgent and Address are the browser and client address that signed
 	// in, LastSeen when the session was last used (SeeLoginSession): what

@@ -51,6 +51,7 @@ type Store interface {
 	PendingStore
 	MFAStore
 	AccountStore
+	PasskeyStore
 
 	// RevokeClientTokens deactivates every refresh token and unused code and
 	// deletes every access token issued to clientID, in one transaction; it

@@ -414,6 +414,7 @@ func cleanupTables() []cleanupTable {
 		cleanupTable{"used_jtis", "jti_hash", "expires_at < ?"},
 		cleanupTable{"login_sessions", "id", "expires_at < ?"},
 		cleanupTable{tableThrottle, "counter_key", "expires_at < ?"},
+		cleanupTable{tableCeremonies, "id", "expires_at < ?"},
 	)
 }
 

@@ -32,6 +32,9 @@ type LoginData struct {
 	Subject  string
 	Claims   string
 	DevError string
+	// PasskeyBegin, when set, offers "Sign in with a passkey" (with
+	// JavaScript): where the script gets the WebAuthn options.
+	PasskeyBegin string
 }
 
 // Scope is one requested scope as the consent page lists it.
@@ -131,6 +134,18 @@ type AccountData struct {
 	Applications []AccountApplication
 	// LogoutURL signs this browser out (the RP-initiated logout page).
 	LogoutURL string
+	// PasskeysOn shows the passkeys section (the issuer is on a domain).
+	PasskeysOn bool
+	Passkeys   []AccountPasskey
+}
+
+// AccountPasskey is one passkey on the account page.
+type AccountPasskey struct {
+	ID       string
+	Name     string
+	Created  string
+	LastUsed string // "" when never used
+	Synced   bool   // backup-eligible: a synced passkey
 }
 
 // AccountSession is one login session on the account page.
