@@ -144,20 +144,26 @@ func (s *Server) handleAccountEndSession(w http.ResponseWriter, r *http.Request)
 	}
 	handle := r.PostFormValue("session")
 	err := s.store.EndSessionView(r.Context(), ls.Username, handle)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		s.renderAccount(w, r, ls, http.StatusBadRequest, "", "That session has already ended.")
-		return
-	case err != nil:
-		s.renderStorageError(w, r, err)
-		return
-	}
-	if handle == storage.SessionHandle(ls.ID) {
+	if err == nil && handle == storage.SessionHandle(ls.ID) {
 		http.SetCookie(w, s.cookie("", time.Unix(0, 0)))
 		http.Redirect(w, r, pathAccount, http.StatusSeeOther)
 		return
 	}
-	http.Redirect(w, r, pathAccount+"?done=session", http.StatusSeeOther)
+	s.accountOutcome(w, r, ls, err, "That session has already ended.", "session")
+}
+
+// accountOutcome answers an account action that changed one thing of the
+// person's: back to the page with the notice done, or the page again with
+// gone when there was no such thing (of theirs), or the storage error.
+func (s *Server) accountOutcome(w http.ResponseWriter, r *http.Request, ls *storage.LoginSession, err error, gone, done string) {
+	switch {
+	case errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrAlreadyExists):
+		s.renderAccount(w, r, ls, http.StatusBadRequest, "", gone)
+	case err != nil:
+		s.renderStorageError(w, r, err)
+	default:
+		http.Redirect(w, r, pathAccount+"?done="+done, http.StatusSeeOther)
+	}
 }
 
 // handleAccountRevoke is POST /account/applications/revoke: the remembered
@@ -170,14 +176,8 @@ func (s *Server) handleAccountRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	clientID := r.PostFormValue("client_id")
 	n, err := s.store.RevokeGrant(r.Context(), ls.Username, clientID)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		s.renderAccount(w, r, ls, http.StatusBadRequest, "", "That application has no access to revoke.")
-		return
-	case err != nil:
-		s.renderStorageError(w, r, err)
-		return
+	if err == nil {
+		s.log.InfoContext(r.Context(), "account: application revoked", "username", ls.Username, "client_id", clientID, "grants", n)
 	}
-	s.log.InfoContext(r.Context(), "account: application revoked", "username", ls.Username, "client_id", clientID, "grants", n)
-	http.Redirect(w, r, pathAccount+"?done=revoked", http.StatusSeeOther)
+	s.accountOutcome(w, r, ls, err, "That application has no access to revoke.", "revoked")
 }

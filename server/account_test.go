@@ -61,6 +61,18 @@ func fieldsInclude(fields url.Values, pick map[string]string) bool {
 	return true
 }
 
+// twoAlicesAndBob starts a server and signs alice in on two browsers and
+// bob on a third, on the account page.
+func twoAlicesAndBob(t *testing.T) (ts *testServer, a, other, bob *browser) {
+	t.Helper()
+	ts = newTestServer(t)
+	a, other, bob = ts.newBrowser(t), ts.newBrowser(t), ts.newBrowser(t)
+	require.Equal(t, http.StatusSeeOther, a.signInAccount(t, "alice", "alice-password").Status)
+	require.Equal(t, http.StatusSeeOther, other.signInAccount(t, "alice", "alice-password").Status)
+	require.Equal(t, http.StatusSeeOther, bob.signInAccount(t, "bob", "bob-password").Status)
+	return ts, a, other, bob
+}
+
 // sessionHandles are the session handles the account page lists: this
 // browser's (marked on the page) and the others.
 func sessionHandles(t *testing.T, page response) (mine string, others []string) {
@@ -115,12 +127,7 @@ func TestAccountFormsRefuseAPostWithoutCSRFToken(t *testing.T) {
 }
 
 func TestAccountPasswordChangeNeedsCurrentPasswordAndEndsOtherSessions(t *testing.T) {
-	ts := newTestServer(t)
-	a, other := ts.newBrowser(t), ts.newBrowser(t)
-	require.Equal(t, http.StatusSeeOther, a.signInAccount(t, "alice", "alice-password").Status)
-	require.Equal(t, http.StatusSeeOther, other.signInAccount(t, "alice", "alice-password").Status)
-	bob := ts.newBrowser(t)
-	require.Equal(t, http.StatusSeeOther, bob.signInAccount(t, "bob", "bob-password").Status)
+	ts, a, other, bob := twoAlicesAndBob(t)
 
 	change := func(current, next, confirm string) response {
 		return a.accountPost(t, a.accountPage(t), "/account/password", nil, map[string]string{
@@ -151,12 +158,7 @@ func TestAccountPasswordChangeNeedsCurrentPasswordAndEndsOtherSessions(t *testin
 }
 
 func TestAccountSessionsListedAndEachSignedOut(t *testing.T) {
-	ts := newTestServer(t)
-	a, other := ts.newBrowser(t), ts.newBrowser(t)
-	require.Equal(t, http.StatusSeeOther, a.signInAccount(t, "alice", "alice-password").Status)
-	require.Equal(t, http.StatusSeeOther, other.signInAccount(t, "alice", "alice-password").Status)
-	bob := ts.newBrowser(t)
-	require.Equal(t, http.StatusSeeOther, bob.signInAccount(t, "bob", "bob-password").Status)
+	_, a, other, bob := twoAlicesAndBob(t)
 
 	page := a.accountPage(t)
 	require.Contains(t, string(page.Body), "127.0.0.1", "the address of each session is shown")

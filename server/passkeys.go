@@ -290,14 +290,7 @@ func (s *Server) handleAccountPasskeyAdd(w http.ResponseWriter, r *http.Request)
 	}
 	err = s.store.CreatePasskey(r.Context(), &storage.Passkey{ID: base64.RawURLEncoding.EncodeToString(cred.ID),
 		Username: ls.Username, Name: passkeyName(r.PostFormValue("name")), Credential: record})
-	if errors.Is(err, storage.ErrAlreadyExists) {
-		fail()
-		return
-	} else if err != nil {
-		s.renderStorageError(w, r, err)
-		return
-	}
-	http.Redirect(w, r, pathAccount+"?done=passkey-added", http.StatusSeeOther)
+	s.accountOutcome(w, r, ls, err, "That passkey is registered already.", "passkey-added")
 }
 
 // handleAccountPasskeyEdit is POST /account/passkeys/edit: rename
@@ -320,14 +313,7 @@ func (s *Server) handleAccountPasskeyEdit(w http.ResponseWriter, r *http.Request
 		s.renderAccount(w, r, ls, http.StatusBadRequest, "", "Choose Rename or Remove.")
 		return
 	}
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		s.renderAccount(w, r, ls, http.StatusBadRequest, "", "That passkey is not yours or is gone.")
-	case err != nil:
-		s.renderStorageError(w, r, err)
-	default:
-		http.Redirect(w, r, pathAccount+"?done="+done, http.StatusSeeOther)
-	}
+	s.accountOutcome(w, r, ls, err, "That passkey is not yours or is gone.", done)
 }
 
 // needPasskeys answers 404 in place of next when this issuer cannot have
