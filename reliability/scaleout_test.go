@@ -119,9 +119,18 @@ func freshDatabase(t *testing.T, dsn string) string {
 	_, err = admin.ExecContext(ctx, "CREATE DATABASE "+name)
 	require.NoError(t, err)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		// DROP DATABASE waits for the server's locks and a checkpoint; on
+		// a loaded machine one try can run out of time, so try again.
+		var err error
+		for try := 0; try < 3; try++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			_, err = admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			cancel()
+			if err == nil {
+				break
+			}
+		}
+		if err != nil {
 			t.Errorf("drop database %s: %v", name, err)
 		}
 		_ = admin.Close()
