@@ -13,7 +13,7 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	if alg == "" {
 		alg = "RS256"
 	}
-	scopes, err := s.supportedScopes(r.Context())
+	scopes, password, err := s.supportedScopes(r.Context())
 	if err != nil {
 		s.writeOAuthError(r.Context(), w, r, err)
 		return
@@ -54,7 +54,7 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.RegistrationEnabled {
 		doc["registration_endpoint"] = s.url(pathRegister)
 	}
-	if s.somePasswordClient(r.Context()) {
+	if password {
 		doc["grant_types_supported"] = append(doc["grant_types_supported"].([]string), "password")
 	}
 	w.Header().Set("Content-Type", "application/json")

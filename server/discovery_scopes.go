@@ -16,11 +16,15 @@ var standardScopes = []string{"openid", "profile", "email", "groups", "offline_a
 // within 5 seconds.
 const scopesTTL = 5 * time.Second
 
-// scopesCache keeps the last scopes_supported and when it was computed.
+// scopesCache keeps what discovery derives from the client list (its
+// scopes and whether any client lists the password grant) and when it was
+// computed, so an unauthenticated discovery request reads the clients at
+// most once every scopesTTL.
 type scopesCache struct {
-	mu   sync.Mutex
-	at   time.Time
-	list []string
+	mu       sync.Mutex
+	at       time.Time
+	list     []string
+	password bool
 }
 
 // supportedScopes is discovery's scopes_supported (RFC 8414 §2): the
@@ -28,22 +32,26 @@ type scopesCache struct {
 // client marks it private (clients.Client.PrivateScopes). A scope one
 // client marks private and another lists openly is listed. Sorted, so the
 // document does not change from one call to the next.
-func (s *Server) supportedScopes(ctx context.Context) ([]string, error) {
+//
+// password reports whether some client lists the password grant, which
+// discovery lists only then (password.go).
+func (s *Server) supportedScopes(ctx context.Context) (scopes []string, password bool, err error) {
 	s.scopes.mu.Lock()
 	defer s.scopes.mu.Unlock()
 	now := s.now()
 	if s.scopes.list != nil && now.Sub(s.scopes.at) < scopesTTL && !now.Before(s.scopes.at) {
-		return s.scopes.list, nil
+		return s.scopes.list, s.scopes.password, nil
 	}
 	all, err := s.store.ListClients(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	set := map[string]bool{}
 	for _, scope := range standardScopes {
 		set[scope] = true
 	}
 	for _, c := range all {
+		password = password || c.GetGrantTypes().Has("password")
 		for _, scope := range c.Scopes {
 			if !slices.Contains(c.PrivateScopes, scope) {
 				set[scope] = true
@@ -55,6 +63,6 @@ func (s *Server) supportedScopes(ctx context.Context) ([]string, error) {
 		list = append(list, scope)
 	}
 	slices.Sort(list)
-	s.scopes.at, s.scopes.list = now, list
-	return list, nil
+	s.scopes.at, s.scopes.list, s.scopes.password = now, list, password
+	return list, password, nil
 }

@@ -78,30 +78,6 @@ func (g passwordGrant) HandleTokenEndpointRequest(ctx context.Context, ar fosite
 	return nil
 }
 
-// somePasswordClient reports whether any client lists the password grant,
-// for discovery, which lists the grant only then. A database failure
-// leaves it out: discovery stays up, and lists nothing it cannot vouch for.
-func (s *Server) somePasswordClient(ctx context.Context) bool {
-	const page = 200
-	after := ""
-	for {
-		cs, err := s.store.ListClientsPage(ctx, after, page)
-		if err != nil {
-			s.log.WarnContext(ctx, "discovery: list clients", "error", err)
-			return false
-		}
-		for _, c := range cs {
-			if c.GetGrantTypes().Has("password") {
-				return true
-			}
-		}
-		if len(cs) < page {
-			return false
-		}
-		after = cs[len(cs)-1].ID
-	}
-}
-
 // callerKey carries the caller's limiter key (clientKey) to the password
 // check, which fosite calls with the context alone.
 type callerKey struct{}
