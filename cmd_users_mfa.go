@@ -26,7 +26,7 @@ func (c *cli) usersMFAReset() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "reset --username NAME",
 		Short: "Remove a user's second factors and recovery codes (a lost authenticator)",
-		Long: "Removes the user's TOTP and recovery codes. Their next sign-in asks for the password alone,\n" +
+		Long: "Removes the user's TOTP, recovery codes and passkeys. Their next sign-in asks for the password alone,\n" +
 			"or for a new enrolment where mfa.required or the client's require_mfa asks for a second factor.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

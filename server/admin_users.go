@@ -28,7 +28,8 @@ type adminUser struct {
 	Claims        map[string]any `json:"claims"`
 	CreatedAt     time.Time      `json:"created_at"`
 	UpdatedAt     time.Time      `json:"updated_at"`
-	// SecondFactors are the kinds of second factor the user has ("totp");
+	// SecondFactors are the kinds of second factor the user has ("totp",
+	// "passkey");
 	// accepted and ignored on input, like the times.
 	SecondFactors []string `json:"second_factors"`
 }
@@ -242,7 +243,7 @@ func (s *Server) writeAdminUser(w http.ResponseWriter, r *http.Request, u *stora
 }
 
 // handleAdminResetMFA is DELETE /admin/users/{username}/mfa: the user's
-// second factors and recovery codes go (a lost phone), so the next sign-in
+// second factors (TOTP, recovery codes, passkeys) go (a lost phone), so the next sign-in
 // asks for the password alone, or for a new enrolment where policy
 // requires a factor. 404 when the user had none.
 func (s *Server) handleAdminResetMFA(w http.ResponseWriter, r *http.Request) {

@@ -138,42 +138,83 @@ func (s *GormStore) UnusedRecoveryCodes(ctx context.Context, username string) (i
 	return int(n), translate(err)
 }
 
-// DeleteSecondFactors removes username's TOTP and recovery codes (an
-// admin's reset, for a lost phone); ErrNotFound when the user had neither.
+// DeleteTOTP removes username's TOTP and its recovery codes (the person
+// turns the authenticator app off on the account page); their passkeys
+// stay. ErrNotFound when the user had neither.
+func (s *GormStore) DeleteTOTP(ctx context.Context, username string) error {
+	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
+		n, err := deleteTOTP(tx, username)
+		if err == nil && n == 0 {
+			return ErrNotFound
+		}
+		return err
+	})
+}
+
+// DeleteSecondFactors removes every second factor of username: the TOTP,
+// the recovery codes and the passkeys (an admin's reset, for a lost
+// authenticator: the next sign-in asks for the password alone).
+// ErrNotFound when the user had none.
 func (s *GormStore) DeleteSecondFactors(ctx context.Context, username string) error {
 	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
-		totp := tx.Where("username = ?", username).Delete(&totpRow{})
-		if totp.Error != nil {
-			return translate(totp.Error)
+		n, err := deleteTOTP(tx, username)
+		if err != nil {
+			return err
 		}
-		codes := tx.Where("username = ?", username).Delete(&recoveryCodeRow{})
-		if codes.Error != nil {
-			return translate(codes.Error)
+		keys := tx.Where("username = ?", username).Delete(&passkeyRow{})
+		if keys.Error != nil {
+			return translate(keys.Error)
 		}
-		if totp.RowsAffected+codes.RowsAffected == 0 {
+		if n+keys.RowsAffected == 0 {
 			return ErrNotFound
 		}
 		return nil
 	})
 }
 
-// FactorTOTP is the factor kind of a confirmed TOTP in SecondFactors.
-const FactorTOTP = "totp"
+// deleteTOTP deletes username's TOTP and recovery codes in tx and counts
+// the rows it deleted.
+func deleteTOTP(tx *gorm.DB, username string) (int64, error) {
+	totp := tx.Where("username = ?", username).Delete(&totpRow{})
+	if totp.Error != nil {
+		return 0, translate(totp.Error)
+	}
+	codes := tx.Where("username = ?", username).Delete(&recoveryCodeRow{})
+	if codes.Error != nil {
+		return 0, translate(codes.Error)
+	}
+	return totp.RowsAffected + codes.RowsAffected, nil
+}
+
+// Factor kinds in SecondFactors.
+const (
+	FactorTOTP    = "totp"    // a confirmed TOTP
+	FactorPasskey = "passkey" // at least one passkey
+)
 
 // SecondFactors returns, for each of usernames that has one, the kinds of
-// second factor it has confirmed (FactorTOTP), for the user list.
+// second factor it has (FactorTOTP, FactorPasskey, in that order), for
+// the user list and for the sign-in, which asks a person with any of
+// them for one.
 func (s *GormStore) SecondFactors(ctx context.Context, usernames []string) (map[string][]string, error) {
 	out := map[string][]string{}
 	if len(usernames) == 0 {
 		return out, nil
 	}
-	var names []string
-	err := s.reader(ctx).Model(&totpRow{}).Where("confirmed = ? AND username IN ?", true, usernames).Pluck("username", &names).Error
+	var totps, passkeys []string
+	err := s.reader(ctx).Model(&totpRow{}).Where("confirmed = ? AND username IN ?", true, usernames).Pluck("username", &totps).Error
 	if err != nil {
 		return nil, translate(err)
 	}
-	for _, n := range names {
+	err = s.reader(ctx).Model(&passkeyRow{}).Distinct("username").Where("username IN ?", usernames).Pluck("username", &passkeys).Error
+	if err != nil {
+		return nil, translate(err)
+	}
+	for _, n := range totps {
 		out[n] = append(out[n], FactorTOTP)
+	}
+	for _, n := range passkeys {
+		out[n] = append(out[n], FactorPasskey)
 	}
 	return out, nil
 }

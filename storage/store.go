@@ -106,6 +106,7 @@ type MFAStore interface {
 	ReplaceRecoveryCodes(ctx context.Context, username string, hashes []string) error
 	UseRecoveryCode(ctx context.Context, username, hash string) error
 	UnusedRecoveryCodes(ctx context.Context, username string) (int, error)
+	DeleteTOTP(ctx context.Context, username string) error
 	DeleteSecondFactors(ctx context.Context, username string) error
 	SecondFactors(ctx context.Context, usernames []string) (map[string][]string, error)
 }

@@ -46,6 +46,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		deviceTests(),
 		fixtureTests(),
 		pendingTests(),
+		factorTests(),
 	} {
 		all = append(all, group...)
 	}
