@@ -39,6 +39,10 @@ var accountNotices = map[string]string{
 	"session":  "That session was signed out.",
 	"revoked":  "Access revoked: the application's tokens no longer work, and it will ask again.",
 
+	"totp-added":   "Authenticator app added: signing in now asks for one of its codes or a passkey.",
+	"totp-removed": "Authenticator app turned off; its recovery codes no longer work.",
+	"codes":        "New recovery codes made; the old ones no longer work.",
+
 	"passkey-added":   "Passkey added. You can now sign in with it alone.",
 	"passkey-renamed": "Passkey renamed.",
 	"passkey-removed": "Passkey removed.",

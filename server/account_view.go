@@ -37,6 +37,9 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, ls *stora
 		Page: s.page(r, ""), Username: user.Username, Name: user.Name, Notice: notice, Error: errMsg,
 		Action: pathAccount, LogoutURL: pathLogout, PasskeysOn: s.webauthn != nil,
 	}
+	if !s.accountTOTPView(w, r, ls.Username, &d) {
+		return
+	}
 	_, keys, err := s.passkeyUserOf(r, ls.Username)
 	if err != nil {
 		s.renderStorageError(w, r, err)
@@ -67,6 +70,24 @@ func (s *Server) renderAccount(w http.ResponseWriter, r *http.Request, ls *stora
 		})
 	}
 	s.render(w, r, status, func(b *bytes.Buffer) error { return s.pages.Account(b, d) })
+}
+
+// accountTOTPView fills in the authenticator app of username; on a
+// storage failure it has answered and returns false.
+func (s *Server) accountTOTPView(w http.ResponseWriter, r *http.Request, username string, d *templates.AccountData) bool {
+	t, err := s.store.GetTOTP(r.Context(), username)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && !t.Confirmed) {
+		return true
+	}
+	if err == nil {
+		d.TOTP, d.TOTPSince = true, shortTime(t.CreatedAt)
+		d.RecoveryCodesLeft, err = s.store.UnusedRecoveryCodes(r.Context(), username)
+	}
+	if err != nil {
+		s.renderStorageError(w, r, err)
+		return false
+	}
+	return true
 }
 
 func shortTime(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") }

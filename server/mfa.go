@@ -44,9 +44,11 @@ const (
 	// acrPassword is the class of a sign-in with a password alone.
 	acrPassword = "urn:latch:acr:pwd"
 
-	amrPassword = "pwd" // RFC 8176 §2
-	amrOTP      = "otp"
-	amrMFA      = "mfa"
+	amrPassword    = "pwd" // RFC 8176 §2
+	amrOTP         = "otp"
+	amrMFA         = "mfa"
+	amrHardwareKey = "hwk" // a passkey bound to its authenticator
+	amrSoftwareKey = "swk" // a synced passkey
 )
 
 // mfaPending is what the browser carries between the password and the
@@ -77,15 +79,23 @@ func (s *Server) mfaPolicy(client fosite.Client, form url.Values) bool {
 }
 
 // secondFactors lists the kinds of second factor username has confirmed
-// (storage.FactorTOTP, ...). It is the one place that says what counts as
-// a factor: a new kind of factor adds itself here.
+// (storage.FactorTOTP, storage.FactorPasskey). It is the one place that
+// says what counts as a factor: a passkey counts only while this issuer
+// can use passkeys (an issuer moved to an IP address cannot), so nobody
+// is asked for a factor they cannot give.
 func (s *Server) secondFactors(ctx context.Context, username string) ([]string, error) {
 	all, err := s.store.SecondFactors(ctx, []string{username})
 	if err != nil {
 		return nil, err
 	}
-	return all[username], nil
+	factors := all[username]
+	if s.webauthn == nil {
+		factors = slices.DeleteFunc(factors, func(f string) bool { return f == storage.FactorPasskey })
+	}
+	return factors, nil
 }
+
+func hasFactor(factors []string, kind string) bool { return slices.Contains(factors, kind) }
 
 // needSecondFactor reports whether someone who proved amr as username must
 // still give a second factor: they have one (a person with a factor is
@@ -190,34 +200,15 @@ func (s *Server) handleMFA(w http.ResponseWriter, r *http.Request) {
 		s.renderStorageError(w, r, err)
 		return
 	}
-	enrol := len(factors) == 0
 	if r.Method == http.MethodGet {
-		s.renderMFA(w, r, p, enrol, http.StatusOK, "")
+		s.renderMFA(w, r, p, factors, http.StatusOK, "")
 		return
 	}
-	code := r.PostFormValue("code")
-	var codes []string
-	if enrol {
-		codes, err = s.users.ConfirmTOTP(r.Context(), p.Username, r.PostFormValue("enrolment"), code, s.clientKey(r), s.now())
-	} else {
-		_, err = s.users.VerifySecondFactor(r.Context(), p.Username, code, s.clientKey(r), s.now())
-	}
-	var limited *users.RateLimitedError
-	switch {
-	case errors.As(err, &limited):
-		setRetryAfter(w, limited.RetryAfter)
-		s.renderMFA(w, r, p, enrol, http.StatusTooManyRequests, waitMessage(limited.RetryAfter))
-		return
-	case errors.Is(err, users.ErrWrongCode):
-		// RFC 9110 §15.5.2, as on the login form: the form is the way in.
-		w.Header().Set("WWW-Authenticate", `Form realm="latch"`)
-		s.renderMFA(w, r, p, enrol, http.StatusUnauthorized, "That code is wrong or was already used.")
-		return
-	case err != nil:
-		s.renderStorageError(w, r, err)
+	proved, codes, err := s.secondFactorAnswer(r, p, factors)
+	if !s.factorAccepted(w, r, err, func(status int, msg string) { s.renderMFA(w, r, p, factors, status, msg) }) {
 		return
 	}
-	ls, err := s.replaceSession(w, r, p.Username, union(p.AMR, amrOTP, amrMFA))
+	ls, err := s.replaceSession(w, r, p.Username, union(p.AMR, append(proved, amrMFA)...))
 	if err != nil {
 		s.renderStorageError(w, r, err)
 		return
@@ -231,10 +222,49 @@ func (s *Server) handleMFA(w http.ResponseWriter, r *http.Request) {
 		s.renderStorageError(w, r, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, func(b *bytes.Buffer) error {
-		return s.pages.MFA(b, templates.MFAData{Page: s.page(r, "Recovery codes"), RecoveryCodes: codes,
-			Continue: pathMFA + "?challenge=" + url.QueryEscape(p.Challenge)})
-	})
+	s.renderRecoveryCodes(w, r, codes, pathMFA+"?challenge="+url.QueryEscape(p.Challenge))
+}
+
+// secondFactorAnswer checks what the second-factor form posted for p: a
+// passkey (the page's script posts its answer), the first code of a TOTP
+// enrolment (then it returns the new recovery codes too), or a TOTP or
+// recovery code. It returns what was proved (RFC 8176 amr).
+func (s *Server) secondFactorAnswer(r *http.Request, p mfaPending, factors []string) (amr, codes []string, err error) {
+	switch {
+	case r.PostFormValue("passkey_ceremony") != "":
+		amr, err = s.passkeySecondFactor(r, p.Username)
+		return amr, nil, err
+	case len(factors) == 0:
+		codes, err = s.users.ConfirmTOTP(r.Context(), p.Username, r.PostFormValue("enrolment"), r.PostFormValue("code"), s.clientKey(r), s.now())
+	default:
+		_, err = s.users.VerifySecondFactor(r.Context(), p.Username, r.PostFormValue("code"), s.clientKey(r), s.now())
+	}
+	return []string{amrOTP}, codes, err
+}
+
+// factorAccepted reports whether err accepts a second factor (or a
+// re-authentication on the account page); otherwise it has answered:
+// rerender shows the form again with why (wrong, used, throttled), a
+// database failure gets the storage error page.
+func (s *Server) factorAccepted(w http.ResponseWriter, r *http.Request, err error, rerender func(status int, msg string)) bool {
+	var limited *users.RateLimitedError
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &limited):
+		setRetryAfter(w, limited.RetryAfter)
+		rerender(http.StatusTooManyRequests, waitMessage(limited.RetryAfter))
+	case errors.Is(err, users.ErrWrongCode):
+		// RFC 9110 §15.5.2, as on the login form: the form is the way in.
+		w.Header().Set("WWW-Authenticate", `Form realm="latch"`)
+		rerender(http.StatusUnauthorized, "That code is wrong or was already used.")
+	case errors.Is(err, errPasskeyRefused):
+		w.Header().Set("WWW-Authenticate", `Form realm="latch"`)
+		rerender(http.StatusUnauthorized, "That passkey was not accepted. Try again.")
+	default:
+		s.renderStorageError(w, r, err)
+	}
+	return false
 }
 
 // replaceSession starts the session of a completed sign-in and ends the
@@ -276,38 +306,51 @@ func (s *Server) afterSecondFactor(w http.ResponseWriter, r *http.Request, p mfa
 	s.proceed(w, r, ar, challenge, ls, true)
 }
 
-// renderMFA shows the code form, or with enrol the enrolment of a TOTP:
-// a new seed each time the page is opened, so a seed shown in another
-// browser (someone else with the password) is never offered here; after
-// a mistyped code, the same seed again if it is still the one the form
-// named (the app has scanned it already).
-func (s *Server) renderMFA(w http.ResponseWriter, r *http.Request, p mfaPending, enrol bool, status int, msg string) {
+// renderMFA shows the second-factor form of the factors the person has:
+// a code (TOTP or recovery code) and a passkey; with none, the enrolment
+// of a TOTP (totpEnrolment).
+func (s *Server) renderMFA(w http.ResponseWriter, r *http.Request, p mfaPending, factors []string, status int, msg string) {
 	d := templates.MFAData{Page: s.page(r, ""), Action: pathMFA, Username: p.Username, Error: msg,
-		Hidden: map[string]string{"challenge": p.Challenge}}
-	if enrol {
-		issuer := "Latch"
-		if u, err := url.Parse(s.cfg.Issuer); err == nil && u.Hostname() != "" {
-			issuer = u.Hostname()
-		}
-		var e *users.TOTPEnrolment
-		var err error
-		if shown := r.PostFormValue("enrolment"); shown != "" {
-			e, err = s.users.PendingTOTP(r.Context(), issuer, p.Username)
-			if errors.Is(err, storage.ErrNotFound) || (err == nil && e.Fingerprint != shown) {
-				e, err = nil, nil
-			}
-		}
-		if e == nil && err == nil {
-			e, err = s.users.NewTOTP(r.Context(), issuer, p.Username)
-		}
-		if err != nil {
-			s.renderStorageError(w, r, err)
-			return
-		}
-		d.Title, d.QRCode, d.Secret = "Set up a second factor", template.URL(e.QRCode), e.Secret
-		d.Hidden["enrolment"] = e.Fingerprint
+		Hidden: map[string]string{"challenge": p.Challenge},
+		Code:   hasFactor(factors, storage.FactorTOTP), PasskeyBegin: s.mfaPasskeyBegin(p, factors)}
+	if len(factors) == 0 && !s.totpEnrolment(w, r, p.Username, &d) {
+		return
 	}
 	s.render(w, r, status, func(b *bytes.Buffer) error { return s.pages.MFA(b, d) })
+}
+
+// totpEnrolment fills d with a TOTP enrolment for username: a new seed
+// each time the page is opened, so a seed shown in another browser
+// (someone else with the password) is never offered here; after a
+// mistyped code, the same seed again if it is still the one the form
+// named (the app has scanned it already). On a storage failure it has
+// answered and returns false.
+func (s *Server) totpEnrolment(w http.ResponseWriter, r *http.Request, username string, d *templates.MFAData) bool {
+	issuer := "Latch"
+	if u, err := url.Parse(s.cfg.Issuer); err == nil && u.Hostname() != "" {
+		issuer = u.Hostname()
+	}
+	var e *users.TOTPEnrolment
+	var err error
+	if shown := r.PostFormValue("enrolment"); shown != "" {
+		e, err = s.users.PendingTOTP(r.Context(), issuer, username)
+		if errors.Is(err, storage.ErrNotFound) || (err == nil && e.Fingerprint != shown) {
+			e, err = nil, nil
+		}
+	}
+	if e == nil && err == nil {
+		e, err = s.users.NewTOTP(r.Context(), issuer, username)
+	}
+	if err != nil {
+		s.renderStorageError(w, r, err)
+		return false
+	}
+	d.Title, d.QRCode, d.Secret, d.Code, d.PasskeyBegin = "Set up a second factor", template.URL(e.QRCode), e.Secret, true, ""
+	if d.Hidden == nil {
+		d.Hidden = map[string]string{}
+	}
+	d.Hidden["enrolment"] = e.Fingerprint
+	return true
 }
 
 // acrOf is the authentication context class of a session that proved amr.

@@ -37,6 +37,7 @@ const (
 
 	ceremonyRegister = "register"
 	ceremonyLogin    = "login"
+	ceremonyFactor   = "mfa" // a passkey as the second factor (mfa_passkey.go)
 )
 
 // newWebAuthn is the relying party of issuer: its id is the issuer's host
@@ -109,12 +110,18 @@ func (s *Server) beginCeremony(w http.ResponseWriter, r *http.Request, kind, use
 		writeJSONError(w, http.StatusTooManyRequests, "slow_down", "Too many passkey sign-ins in progress from this address.")
 		return
 	case err != nil:
-		s.log.ErrorContext(r.Context(), "storage failure", "path", r.URL.Path, "error", err)
-		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The database is unavailable.")
+		s.writeCeremonyStorageError(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, map[string]any{"ceremony": id, "options": options})
+}
+
+// writeCeremonyStorageError answers the script that begins a ceremony
+// when the database fails: it must not think the passkey was refused.
+func (s *Server) writeCeremonyStorageError(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.ErrorContext(r.Context(), "storage failure", "path", r.URL.Path, "error", err)
+	writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The database is unavailable.")
 }
 
 // takeCeremony returns the session data of the posted ceremony, used up.
@@ -154,19 +161,11 @@ func (s *Server) handlePasskeyLoginBegin(w http.ResponseWriter, r *http.Request)
 var errPasskeyRefused = errors.New("passkey refused")
 
 // passkeyAuthenticate verifies a posted passkey sign-in and returns the
-// user it signs in and the amr value it proves (RFC 8176): swk for a
-// backup-eligible (synced) credential, whose key may live in software on
-// several devices; hwk for one bound to its authenticator.
-func (s *Server) passkeyAuthenticate(r *http.Request) (*storage.User, string, error) {
-	_, sd, err := s.takeCeremony(r, ceremonyLogin)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, "", errPasskeyRefused
-	} else if err != nil {
-		return nil, "", err
-	}
-	parsed, err := protocol.ParseCredentialRequestResponseBytes(postedCredential(r))
+// user it signs in and what it proves (RFC 8176 amr, passkeyAMR).
+func (s *Server) passkeyAuthenticate(r *http.Request) (*storage.User, []string, error) {
+	_, sd, parsed, err := s.takeAssertion(r, ceremonyLogin)
 	if err != nil {
-		return nil, "", errPasskeyRefused
+		return nil, nil, err
 	}
 	var owner *storage.Passkey
 	var lookupErr error
@@ -184,30 +183,70 @@ func (s *Server) passkeyAuthenticate(r *http.Request) (*storage.User, string, er
 	}
 	_, cred, err := s.webauthn.ValidatePasskeyLogin(handler, *sd, parsed)
 	if lookupErr != nil && !errors.Is(lookupErr, storage.ErrNotFound) {
-		return nil, "", lookupErr
+		return nil, nil, lookupErr
 	}
 	if err != nil {
-		return nil, "", errPasskeyRefused
+		return nil, nil, errPasskeyRefused
 	}
-	record, err := json.Marshal(cred)
-	if err != nil {
-		return nil, "", err
-	}
-	if err := s.store.UsePasskey(r.Context(), owner.ID, record, s.now()); err != nil {
-		return nil, "", err
+	if err := s.recordPasskeyUse(r, cred); err != nil {
+		return nil, nil, err
 	}
 	user, err := s.store.GetUser(r.Context(), owner.Username)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
+	return user, passkeyAMR(cred, parsed), nil
+}
+
+// takeAssertion takes the posted ceremony of kind, used up, and parses the
+// posted assertion; a ceremony that is gone or an answer that does not
+// parse is errPasskeyRefused.
+func (s *Server) takeAssertion(r *http.Request, kind string) (*storage.Ceremony, *webauthn.SessionData, *protocol.ParsedCredentialAssertionData, error) {
+	if s.webauthn == nil {
+		return nil, nil, nil, errPasskeyRefused
+	}
+	c, sd, err := s.takeCeremony(r, kind)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, nil, nil, errPasskeyRefused
+	} else if err != nil {
+		return nil, nil, nil, err
+	}
+	parsed, err := protocol.ParseCredentialRequestResponseBytes(postedCredential(r))
+	if err != nil {
+		return nil, nil, nil, errPasskeyRefused
+	}
+	return c, sd, parsed, nil
+}
+
+// recordPasskeyUse stores a passkey's record after a verified assertion:
+// its new sign counter and flags, and when it was used.
+func (s *Server) recordPasskeyUse(r *http.Request, cred *webauthn.Credential) error {
+	record, err := json.Marshal(cred)
+	if err != nil {
+		return err
+	}
+	return s.store.UsePasskey(r.Context(), base64.RawURLEncoding.EncodeToString(cred.ID), record, s.now())
+}
+
+// passkeyAMR is what a verified passkey assertion proves (RFC 8176): swk
+// for a backup-eligible (synced) credential, whose key may live in
+// software on several devices, hwk for one bound to its authenticator;
+// and mfa when the authenticator verified the user (the UV flag: a PIN or
+// a biometric on top of holding the key), so that a passkey alone counts
+// as two factors, as WebAuthn §6.2.3 (multi-factor capable) intends.
+func passkeyAMR(cred *webauthn.Credential, parsed *protocol.ParsedCredentialAssertionData) []string {
+	amr := []string{amrHardwareKey}
 	if cred.Flags.BackupEligible {
-		return user, "swk", nil
+		amr[0] = amrSoftwareKey
 	}
-	return user, "hwk", nil
+	if parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
+		amr = append(amr, amrMFA)
+	}
+	return amr
 }
 
 // passkeySignIn is signIn for a posted passkey: on success the user and
-// the amr it proves (hwk or swk), for completeSignIn.
+// the amr it proves (passkeyAMR), for completeSignIn.
 func (s *Server) passkeySignIn(w http.ResponseWriter, r *http.Request, rerender func(status int, username, msg string)) (*storage.User, []string, bool) {
 	user, amr, err := s.passkeyAuthenticate(r)
 	switch {
@@ -219,7 +258,7 @@ func (s *Server) passkeySignIn(w http.ResponseWriter, r *http.Request, rerender 
 		s.renderStorageError(w, r, err)
 		return nil, nil, false
 	}
-	return user, []string{amr}, true
+	return user, amr, true
 }
 
 // handleAccountPasskeyBegin is POST /account/passkeys/begin: options to
@@ -233,7 +272,7 @@ func (s *Server) handleAccountPasskeyBegin(w http.ResponseWriter, r *http.Reques
 	}
 	u, _, err := s.passkeyUserOf(r, ls.Username)
 	if err != nil {
-		writeJSONError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The database is unavailable.")
+		s.writeCeremonyStorageError(w, r, err)
 		return
 	}
 	var exclude []protocol.CredentialDescriptor
@@ -251,10 +290,15 @@ func (s *Server) handleAccountPasskeyBegin(w http.ResponseWriter, r *http.Reques
 }
 
 // handleAccountPasskeyAdd is POST /account/passkeys/add: the script posts
-// the new credential as a form, with the name the person gave it.
+// the new credential as a form, with the name the person gave it and
+// their password (reauthenticate: a passkey signs in alone, so a session
+// cookie alone must not be enough to add one).
 func (s *Server) handleAccountPasskeyAdd(w http.ResponseWriter, r *http.Request) {
 	ls, ok := s.accountSession(w, r)
 	if !ok {
+		return
+	}
+	if !s.reauthenticate(w, r, ls, func(status int, msg string) { s.renderAccount(w, r, ls, status, "", msg) }) {
 		return
 	}
 	fail := func() {

@@ -78,6 +78,10 @@ func TestPasskeyAnswerThatDoesNotVerifyIsRefused(t *testing.T) {
 func TestAccountPasskeysRenamedAndRemovedOnlyByTheirOwner(t *testing.T) {
 	ts := newTestServer(t, withLocalhostIssuer())
 	ctx := context.Background()
+	// Signed in before she has a passkey (with one, the password alone
+	// would not do).
+	b := ts.newBrowser(t)
+	require.Equal(t, http.StatusSeeOther, b.signInAccount(t, "alice", "alice-password").Status)
 	// The record's content does not matter to naming and removing.
 	for _, p := range []*storage.Passkey{
 		{ID: "alice-key", Username: "alice", Name: "Laptop", Credential: []byte(`{"flags":{"backupEligible":true}}`)},
@@ -85,8 +89,6 @@ func TestAccountPasskeysRenamedAndRemovedOnlyByTheirOwner(t *testing.T) {
 	} {
 		require.NoError(t, ts.Store.CreatePasskey(ctx, p))
 	}
-	b := ts.newBrowser(t)
-	require.Equal(t, http.StatusSeeOther, b.signInAccount(t, "alice", "alice-password").Status)
 	page := b.accountPage(t)
 	require.Contains(t, string(page.Body), "Laptop")
 	require.Contains(t, string(page.Body), "synced")

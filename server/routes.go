@@ -58,10 +58,13 @@ func (s *Server) routes() *mux.Router {
 	r.Handle(pathAccountPassword, s.protectForms(http.HandlerFunc(s.handleAccountPassword))).Methods(post...)
 	r.Handle(pathAccountSessions, s.protectForms(http.HandlerFunc(s.handleAccountEndSession))).Methods(post...)
 	r.Handle(pathAccountRevoke, s.protectForms(http.HandlerFunc(s.handleAccountRevoke))).Methods(post...)
+	r.Handle(pathAccountTOTP, s.protectForms(http.HandlerFunc(s.handleAccountTOTP))).Methods(both...)
+	r.Handle(pathAccountTOTPEdit, s.protectForms(http.HandlerFunc(s.handleAccountTOTPEdit))).Methods(post...)
 	r.Handle(pathAccountPasskeyBegin, s.protectForms(s.needPasskeys(s.handleAccountPasskeyBegin))).Methods(post...)
 	r.Handle(pathAccountPasskeyAdd, s.protectForms(s.needPasskeys(s.handleAccountPasskeyAdd))).Methods(post...)
 	r.Handle(pathAccountPasskeyEdit, s.protectForms(http.HandlerFunc(s.handleAccountPasskeyEdit))).Methods(post...)
 	r.Handle(pathPasskeyLoginBegin, s.protectForms(s.needPasskeys(s.handlePasskeyLoginBegin))).Methods(post...)
+	r.Handle(pathMFAPasskeyBegin, s.protectForms(s.needPasskeys(s.handleMFAPasskeyBegin))).Methods(post...)
 	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", http.FileServer(http.FS(templates.Static())))).Methods(get...)
 
 	r.HandleFunc(pathMetrics, s.handleMetrics).Methods(get...)

@@ -104,9 +104,11 @@ func ScopeDescription(name string) string {
 	return "Access to " + name
 }
 
-// MFAData is the second-factor step of signing in. With RecoveryCodes it
-// shows them once, with a link to Continue; otherwise a code form, below
-// a QR code and the secret in text when QRCode is set (enrolment).
+// MFAData is the second-factor step of signing in, and the TOTP
+// enrolment of the account page. With RecoveryCodes it shows them once,
+// with a link to Continue; otherwise the second factors the person has: a
+// code form (Code), below a QR code and the secret in text when QRCode is
+// set (enrolment), and a passkey button (PasskeyBegin).
 type MFAData struct {
 	Page
 	Action   string
@@ -119,6 +121,15 @@ type MFAData struct {
 	RecoveryCodes []string
 	Continue      string
 	Hidden        map[string]string
+	// Code shows the code form (a TOTP or recovery code).
+	Code bool
+	// PasskeyBegin, when set, offers "Use a passkey" (with JavaScript):
+	// where the script gets the WebAuthn options.
+	PasskeyBegin string
+	// Reauth asks for the current password with the code (the account
+	// page's enrolment); Cancel, when set, links back to that page.
+	Reauth bool
+	Cancel string
 }
 
 // AccountData is the account page of a signed-in person.
@@ -137,6 +148,11 @@ type AccountData struct {
 	// PasskeysOn shows the passkeys section (the issuer is on a domain).
 	PasskeysOn bool
 	Passkeys   []AccountPasskey
+	// TOTP: the person has an authenticator app, on since TOTPSince,
+	// with RecoveryCodesLeft unused recovery codes.
+	TOTP              bool
+	TOTPSince         string
+	RecoveryCodesLeft int
 }
 
 // AccountPasskey is one passkey on the account page.
