@@ -137,3 +137,35 @@ func TestPasskeyCeremonyIsTakenOnceUnderConcurrency(t *testing.T) {
 	_, err := ts.Store.TakeCeremony(ctx, "two", "register")
 	require.ErrorIs(t, err, storage.ErrNotFound, "a login ceremony cannot finish a registration")
 }
+
+// TestAccountPasskeyAddNeedsThePassword: a session cookie alone does not
+// add a passkey (which would sign in alone): the add form's password is
+// checked before the authenticator's answer.
+func TestAccountPasskeyAddNeedsThePassword(t *testing.T) {
+	ts := newTestServer(t, withLocalhostIssuer())
+	b := ts.newBrowser(t)
+	require.Equal(t, http.StatusSeeOther, b.signInAccount(t, "alice", "alice-password").Status)
+	page := b.accountPage(t)
+	begin := func() string {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.URL+"/account/passkeys/begin", nil)
+		require.NoError(t, err)
+		req.Header.Set("X-CSRF-Token", forms(t, page)[0].Fields.Get("csrf_token"))
+		req.Header.Set("Origin", ts.URL)
+		r := b.do(t, req)
+		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+		return r.json(t)["ceremony"].(string)
+	}
+	add := func(password string) response {
+		return b.accountPost(t, page, "/account/passkeys/add", nil, map[string]string{"passkey_ceremony": begin(),
+			"passkey_credential": `{"id":"AAAA","rawId":"AAAA","type":"public-key","response":{}}`, "current_password": password})
+	}
+	r := add("not-alices")
+	require.Equal(t, http.StatusUnauthorized, r.Status)
+	require.Contains(t, flowAlert(t, r), "The current password is wrong.")
+	r = add("alice-password")
+	require.Equal(t, http.StatusBadRequest, r.Status, "then the answer is checked")
+	require.Contains(t, flowAlert(t, r), "The passkey was not added.")
+	keys, err := ts.Store.ListPasskeys(t.Context(), "alice")
+	require.NoError(t, err)
+	require.Empty(t, keys)
+}
