@@ -84,7 +84,11 @@ func TestAccountTOTPEnrolRenewAndRemove(t *testing.T) {
 	edit := func(set map[string]string) response {
 		return b.accountPost(t, b.accountPage(t), "/account/totp/edit", nil, set)
 	}
-	r = edit(map[string]string{"action": "codes", "current_code": totpAt(t, secret, 0)})
+	stored, err := ts.Store.GetTOTP(t.Context(), "alice")
+	require.NoError(t, err)
+	used, err := totp.GenerateCode(secret, time.Unix(stored.LastStep*30, 0))
+	require.NoError(t, err)
+	r = edit(map[string]string{"action": "codes", "current_code": used})
 	require.Equal(t, http.StatusUnauthorized, r.Status, "the enrolment's code again is a replay")
 	next := totpAt(t, secret, 30*time.Second)
 	r = edit(map[string]string{"action": "codes", "current_code": next})
@@ -105,7 +109,7 @@ func TestAccountTOTPEnrolRenewAndRemove(t *testing.T) {
 	stale := b.accountPage(t)
 	r = edit(map[string]string{"action": "remove", "current_password": "alice-password"})
 	require.Equal(t, "/account?done=totp-removed", location(t, r))
-	_, err := ts.Store.GetTOTP(t.Context(), "alice")
+	_, err = ts.Store.GetTOTP(t.Context(), "alice")
 	require.ErrorIs(t, err, storage.ErrNotFound)
 	n, err := ts.Store.UnusedRecoveryCodes(t.Context(), "alice")
 	require.NoError(t, err)
