@@ -4,9 +4,10 @@
 // missing or broken page stops the server at start-up rather than failing the
 // first person who needs it.
 //
-// The pages carry no script, no inline style and no style attribute: the
-// server's Content-Security-Policy allows only style-src 'self', so the look
-// lives entirely in static/latch.css.
+// The pages carry no inline script, no inline style and no style
+// attribute: the server's Content-Security-Policy allows only style-src
+// 'self' (and script-src 'self' for static/passkey.js, which only the
+// passkey buttons need), so the look lives entirely in static/latch.css.
 package templates
 
 import (
