@@ -232,14 +232,16 @@ func (s *Server) handleAdminDeleteUser(w http.ResponseWriter, r *http.Request) {
 	writeAdminNoContent(w)
 }
 
-// writeAdminUser answers u with its second factors.
+// writeAdminUser answers u with its second factors as stored, like the
+// user list (a passkey shows even where this issuer cannot use it: the
+// reset removes it).
 func (s *Server) writeAdminUser(w http.ResponseWriter, r *http.Request, u *storage.User) {
-	factors, err := s.secondFactors(r.Context(), u.Username)
+	factors, err := s.store.SecondFactors(r.Context(), []string{u.Username})
 	if err != nil {
 		s.writeAdminError(w, r, userWhat(u.Username), err)
 		return
 	}
-	writeJSON(w, http.StatusOK, userOut(u, factors))
+	writeJSON(w, http.StatusOK, userOut(u, factors[u.Username]))
 }
 
 // handleAdminResetMFA is DELETE /admin/users/{username}/mfa: the user's

@@ -222,8 +222,8 @@ func TestSecondFactorStepUpAndPolicy(t *testing.T) {
 }
 
 // TestAdminSecondFactors: the admin user list and user show who has which
-// second factor, and DELETE /admin/users/{u}/mfa removes them, after which
-// the sign-in asks for the password alone.
+// second factor (TOTP, passkey), and DELETE /admin/users/{u}/mfa removes
+// them, after which the sign-in asks for the password alone.
 func TestAdminSecondFactors(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, withAdminToken(adminToken))
@@ -233,13 +233,19 @@ func TestAdminSecondFactors(t *testing.T) {
 	require.Equal(t, []any{}, ts.adminOK(t, http.MethodGet, "/admin/users/alice", nil, http.StatusOK)["second_factors"],
 		"an enrolment in progress is no factor")
 	giveTOTP(t, ts.Store, "alice", "JBSWY3DPEHPK3PXP")
+	givePasskey(t, ts.Store, "bob", "bob-key")
 
 	list := ts.adminOK(t, http.MethodGet, "/admin/users", nil, http.StatusOK)["items"].([]any)
 	byName := map[string]any{}
 	for _, u := range list {
 		byName[u.(map[string]any)["username"].(string)] = u.(map[string]any)["second_factors"]
 	}
-	require.Equal(t, map[string]any{"alice": []any{"totp"}, "bob": []any{}}, byName)
+	require.Equal(t, map[string]any{"alice": []any{"totp"}, "bob": []any{"passkey"}}, byName)
+	require.Equal(t, []any{"passkey"}, ts.adminOK(t, http.MethodGet, "/admin/users/bob", nil, http.StatusOK)["second_factors"])
+	ts.adminOK(t, http.MethodDelete, "/admin/users/bob/mfa", nil, http.StatusNoContent)
+	keys, err := ts.Store.ListPasskeys(ctx, "bob")
+	require.NoError(t, err)
+	require.Empty(t, keys, "the reset removes passkeys too")
 
 	b := ts.newBrowser(t)
 	mfaPage(t, b, passwordStep(t, b, ts.authorizeURL("web-client", nil)))
