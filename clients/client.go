@@ -18,6 +18,10 @@ const (
 	AuthMethodPost       = "client_secret_post"
 	AuthMethodNone       = "none"
 	AuthMethodPrivateKey = "private_key_jwt"
+	// AuthMethodSecretJWT is client_secret_jwt (RFC 7523 §2.2, OIDC Core
+	// §9): a client assertion MACed with the client secret (HS256,
+	// HS384 or HS512).
+	AuthMethodSecretJWT = "client_secret_jwt"
 )
 
 // Grant types a client may list.
@@ -36,6 +40,11 @@ type Client struct {
 	ID         string `json:"client_id"`
 	Name       string `json:"client_name,omitempty"`
 	SecretHash string `json:"-"`
+	// JWTSecret is the clear secret of a client_secret_jwt client, ""
+	// for every other method: an HMAC client assertion is verified with
+	// the secret itself, which a hash cannot give back. The store keeps
+	// it encrypted at rest under secrets.system (storage/sealed.go).
+	JWTSecret string `json:"-"`
 	// RegistrationTokenHash is the SHA-256 (hex) of the RFC 7592
 	// registration access token of a dynamically registered client.
 	RegistrationTokenHash string `json:"-"`

@@ -57,6 +57,14 @@ func (m *Manager) Update(ctx context.Context, c *Client) error {
 		c.SecretHash = ""
 	} else if c.SecretHash == "" {
 		c.SecretHash = old.SecretHash
+		if c.JWTSecret == "" {
+			c.JWTSecret = old.JWTSecret
+		}
+	}
+	if c.GetTokenEndpointAuthMethod() != AuthMethodSecretJWT {
+		// Only client_secret_jwt needs the secret in clear; a client that
+		// leaves it keeps only the hash.
+		c.JWTSecret = ""
 	}
 	if c.RegistrationTokenHash == "" {
 		// A dynamically registered client keeps its RFC 7592 token.
@@ -71,20 +79,20 @@ func (m *Manager) Update(ctx context.Context, c *Client) error {
 
 // RotateSecret gives a confidential client a new generated secret, returned
 // once. The old secret stops working on every instance at once: the
-// verified-secret cache is keyed by the stored hash.
+// verified-secret cache is keyed by the stored hash (and a
+// client_secret_jwt client's sealed copy is replaced with it).
 func (m *Manager) RotateSecret(ctx context.Context, id string) (string, error) {
 	c, err := m.Get(ctx, id)
 	if err != nil {
 		return "", err
 	}
-	if m := c.GetTokenEndpointAuthMethod(); m != AuthMethodBasic && m != AuthMethodPost {
+	if m := c.GetTokenEndpointAuthMethod(); !NeedsSecret(m) {
 		return "", fmt.Errorf("clients: %s authenticates with %s and has no secret to rotate", id, m)
 	}
-	secret, err := GenerateSecret()
+	secret, err := NewSecret(c)
 	if err != nil {
 		return "", err
 	}
-	c.SecretHash = HashGenerated(secret)
 	if err := m.Store.UpdateClient(ctx, c); err != nil {
 		return "", err
 	}
@@ -118,11 +126,13 @@ func (m *Manager) Seed(ctx context.Context, c *Client, secret string) error {
 		old, err := m.Get(ctx, c.ID)
 		switch {
 		case err == nil && old.SecretHash != "" && m.Hasher.Compare(ctx, []byte(old.SecretHash), []byte(secret)) == nil:
-			c.SecretHash = old.SecretHash
+			c.SetSecret(secret, old.SecretHash)
 		case err == nil || errors.Is(err, fosite.ErrNotFound):
-			if c.SecretHash, err = HashChosen(secret); err != nil {
+			hash, err := HashChosen(secret)
+			if err != nil {
 				return err
 			}
+			c.SetSecret(secret, hash)
 		default:
 			return err
 		}
@@ -137,7 +147,7 @@ func (m *Manager) Seed(ctx context.Context, c *Client, secret string) error {
 // setSecret hashes secret into c, generating one for a confidential client
 // without. It returns the clear secret to show once.
 func (m *Manager) setSecret(c *Client, secret string) (string, error) {
-	c.SecretHash = ""
+	c.SecretHash, c.JWTSecret = "", ""
 	if c.IsPublic() {
 		if secret != "" {
 			return "", errors.New("secret: a public client (token_endpoint_auth_method none) has no secret")
@@ -148,17 +158,12 @@ func (m *Manager) setSecret(c *Client, secret string) (string, error) {
 		return "", nil
 	}
 	if secret == "" {
-		generated, err := GenerateSecret()
-		if err != nil {
-			return "", err
-		}
-		c.SecretHash = HashGenerated(generated)
-		return generated, nil
+		return NewSecret(c)
 	}
 	hash, err := HashChosen(secret)
 	if err != nil {
 		return "", err
 	}
-	c.SecretHash = hash
+	c.SetSecret(secret, hash)
 	return secret, nil
 }

@@ -12,7 +12,7 @@ import (
 
 var knownGrants = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode, GrantJWTBearer, GrantPassword}
 
-var knownAuthMethods = []string{AuthMethodBasic, AuthMethodPost, AuthMethodNone, AuthMethodPrivateKey}
+var knownAuthMethods = []string{AuthMethodBasic, AuthMethodPost, AuthMethodSecretJWT, AuthMethodNone, AuthMethodPrivateKey}
 
 // FieldError is one problem of a client, naming its field.
 type FieldError struct {
@@ -56,9 +56,10 @@ type Rules struct {
 func Validate(c *Client) error { return Rules{}.Validate(c) }
 
 // Validate returns every problem of c at once, as a ValidationError, each
-// naming its field. It checks the client as stored: SecretHash, never a
-// clear secret. It is the one set of client rules: the CLI, the admin API,
-// registration and config.yaml (through config.Validate) all use it.
+// naming its field. It checks the client as stored: SecretHash, and the
+// clear secret only of a client_secret_jwt client, which keeps it. It is
+// the one set of client rules: the CLI, the admin API, registration and
+// config.yaml (through config.Validate) all use it.
 func (rules Rules) Validate(c *Client) error {
 	var errs ValidationError
 	bad := func(field, format string, args ...any) {
@@ -85,10 +86,14 @@ func (rules Rules) Validate(c *Client) error {
 		switch {
 		case method == AuthMethodNone && c.SecretHash != "":
 			bad("secret", "must be empty for a public client (token_endpoint_auth_method: none)")
-		case (method == AuthMethodBasic || method == AuthMethodPost) && c.SecretHash == "":
+		case NeedsSecret(method) && c.SecretHash == "":
 			bad("secret", "must be set for token_endpoint_auth_method %s; a client without a secret uses none", method)
 		case method == AuthMethodPrivateKey && c.SecretHash != "":
 			bad("secret", "must be empty with private_key_jwt; the client authenticates with its keys")
+		case method == AuthMethodSecretJWT && c.JWTSecret == "":
+			bad("secret", "must be given anew for client_secret_jwt: the server keeps that secret itself (sealed) to verify assertions, and this one is stored only as a hash")
+		case method == AuthMethodSecretJWT && len(c.JWTSecret) < MinJWTSecretLen:
+			bad("secret", "must be at least %d bytes for client_secret_jwt: it is the HMAC key (RFC 7518 §3.2)", MinJWTSecretLen)
 		}
 		if method == AuthMethodPrivateKey && (c.JWKS == nil || len(c.JWKS.Keys) == 0) {
 			bad("jwks", "must be set for token_endpoint_auth_method private_key_jwt")

@@ -133,7 +133,7 @@ func (s *GormStore) ReloadClient(ctx context.Context, id string) (bool, error) {
 	if err := s.reader(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
 		return false, translate(err)
 	}
-	fresh, err := row.client()
+	fresh, err := s.clientOf(&row)
 	if err != nil || fresh.SecretHash == given.SecretHash {
 		return false, err
 	}

@@ -19,7 +19,10 @@ type clientRow struct {
 	// RegistrationTokenHash is the SHA-256 of an RFC 7592 registration
 	// access token ("" when the client was not registered dynamically).
 	RegistrationTokenHash string
-	Data                  string
+	// JWTSecret is a client_secret_jwt client's secret, sealed
+	// (clientSecrets); "" for every other client.
+	JWTSecret string `gorm:"column:jwt_secret"`
+	Data      string
 	// Origin is the address that registered the client (WithOrigin).
 	Origin    string
 	CreatedAt time.Time
@@ -28,21 +31,38 @@ type clientRow struct {
 
 func (clientRow) TableName() string { return "clients" }
 
-func toClientRow(c *clients.Client) (*clientRow, error) {
+// clientSecrets are the secrets of client_secret_jwt clients, which the
+// server must hold in clear to verify their assertions.
+var clientSecrets = sealedColumn{what: "client secret", table: "clients", id: "id", value: "jwt_secret", where: "jwt_secret <> ''"}
+
+func (s *GormStore) toClientRow(c *clients.Client) (*clientRow, error) {
 	data, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("storage: encode client %s: %w", c.ID, err)
 	}
-	return &clientRow{ID: c.ID, SecretHash: c.SecretHash, RegistrationTokenHash: c.RegistrationTokenHash, Data: string(data),
-		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()}, nil
+	row := &clientRow{ID: c.ID, SecretHash: c.SecretHash, RegistrationTokenHash: c.RegistrationTokenHash, Data: string(data),
+		CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC()}
+	if c.JWTSecret != "" {
+		if row.JWTSecret, err = s.seal(clientSecrets, c.ID, []byte(c.JWTSecret)); err != nil {
+			return nil, err
+		}
+	}
+	return row, nil
 }
 
-func (r *clientRow) client() (*clients.Client, error) {
+func (s *GormStore) clientOf(r *clientRow) (*clients.Client, error) {
 	c := new(clients.Client)
 	if err := json.Unmarshal([]byte(r.Data), c); err != nil {
 		return nil, fmt.Errorf("%w: decode client %s: %v", ErrUnavailable, r.ID, err)
 	}
 	c.ID, c.SecretHash, c.RegistrationTokenHash, c.CreatedAt, c.UpdatedAt = r.ID, r.SecretHash, r.RegistrationTokenHash, r.CreatedAt, r.UpdatedAt
+	if r.JWTSecret != "" {
+		secret, err := s.unseal(clientSecrets, r.ID, r.JWTSecret)
+		if err != nil {
+			return nil, err
+		}
+		c.JWTSecret = string(secret)
+	}
 	return c, nil
 }
 
@@ -84,7 +104,7 @@ func (s *GormStore) GetClient(ctx context.Context, id string) (fosite.Client, er
 	if err := s.reader(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
 		return nil, translate(err)
 	}
-	c, err := row.client()
+	c, err := s.clientOf(&row)
 	if err == nil && !inTx {
 		s.clients.put(id, c, gen, now)
 	}
@@ -98,7 +118,7 @@ func (s *GormStore) GetClient(ctx context.Context, id string) (fosite.Client, er
 
 func (s *GormStore) CreateClient(ctx context.Context, c *clients.Client) error {
 	s.stamp(c, true)
-	row, err := toClientRow(c)
+	row, err := s.toClientRow(c)
 	if err != nil {
 		return err
 	}
@@ -117,13 +137,13 @@ func (s *GormStore) UpdateClient(ctx context.Context, c *clients.Client) error {
 		}
 		c.CreatedAt = existing.CreatedAt
 		s.stamp(c, false)
-		row, err := toClientRow(c)
+		row, err := s.toClientRow(c)
 		if err != nil {
 			return err
 		}
 		return translate(tx.Model(&clientRow{}).Where("id = ?", c.ID).
 			Updates(map[string]any{"secret_hash": row.SecretHash, "registration_token_hash": row.RegistrationTokenHash,
-				"data": row.Data, "updated_at": row.UpdatedAt}).Error)
+				"jwt_secret": row.JWTSecret, "data": row.Data, "updated_at": row.UpdatedAt}).Error)
 	})
 }
 
@@ -168,7 +188,7 @@ func (s *GormStore) ListClientsPage(ctx context.Context, after string, limit int
 	}
 	out := make([]*clients.Client, 0, len(rows))
 	for i := range rows {
-		c, err := rows[i].client()
+		c, err := s.clientOf(&rows[i])
 		if err != nil {
 			return nil, err
 		}

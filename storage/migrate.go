@@ -199,6 +199,12 @@ func migrations() []migration {
 			`CREATE INDEX webauthn_ceremonies_address_idx ON webauthn_ceremonies (address_key, expires_at)`,
 			`CREATE INDEX webauthn_ceremonies_expires_at_idx ON webauthn_ceremonies (expires_at)`,
 		}},
+		// The secret of a client_secret_jwt client (RFC 7523 §2.2), which
+		// verifies its HMAC assertions: sealed like a signing key
+		// (clientSecrets), empty for every other client.
+		{version: 19, name: "client_secret_jwt secrets, sealed", sql: []string{
+			`ALTER TABLE clients ADD COLUMN jwt_secret TEXT NOT NULL DEFAULT ''`,
+		}},
 	}
 }
 

@@ -162,6 +162,7 @@ func pagingTests() []subtest {
 		{"ListUsersPage", testListUsersPage},
 		{"ListAndDeleteConsents", testListAndDeleteConsents},
 		{"RegistrationTokenHash", testRegistrationTokenHash},
+		{"ClientJWTSecret", testClientJWTSecret},
 		{"CreateUser", testCreateUser},
 		{"ClosedStore", testClosedStore},
 	}
@@ -238,6 +239,32 @@ func testRegistrationTokenHash(t *testing.T, s storage.Store) {
 	got, err = s.GetClient(ctx(t), "dyn")
 	require.NoError(t, err)
 	require.Empty(t, got.(*clients.Client).RegistrationTokenHash, "an update can clear it")
+}
+
+// testClientJWTSecret: a client_secret_jwt client's clear secret comes
+// back from every read (it verifies the client's assertions), follows an
+// update, and goes when the client leaves the method.
+func testClientJWTSecret(t *testing.T, s storage.Store) {
+	c := testClient("hmac")
+	c.TokenEndpointAuthMethod = clients.AuthMethodSecretJWT
+	c.JWTSecret = "first-secret-of-32-bytes-at-least-xxxx"
+	require.NoError(t, s.CreateClient(ctx(t), c))
+	got, err := s.GetClient(ctx(t), "hmac")
+	require.NoError(t, err)
+	require.Equal(t, c.JWTSecret, got.(*clients.Client).JWTSecret)
+
+	c.JWTSecret = "second-secret-of-32-bytes-at-least-yyy"
+	require.NoError(t, s.UpdateClient(ctx(t), c))
+	list, err := s.ListClients(ctx(t))
+	require.NoError(t, err)
+	require.Len(t, list, 1)
+	require.Equal(t, c.JWTSecret, list[0].JWTSecret, "the update replaced it")
+
+	c.TokenEndpointAuthMethod, c.JWTSecret = clients.AuthMethodBasic, ""
+	require.NoError(t, s.UpdateClient(ctx(t), c))
+	got, err = s.GetClient(ctx(t), "hmac")
+	require.NoError(t, err)
+	require.Empty(t, got.(*clients.Client).JWTSecret, "an update can clear it")
 }
 
 func testCreateUser(t *testing.T, s storage.Store) {
