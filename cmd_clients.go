@@ -203,18 +203,20 @@ func (c *cli) clientsUpdate() *cobra.Command {
 					return clientError(args[0], err)
 				}
 				c.warnDeclared(f, cl.ID)
-				wasPublic := cl.IsPublic()
 				if err := o.apply(cmd, cl); err != nil {
 					return err
 				}
-				// A public client made confidential needs a secret: give it
-				// one, shown once as on create.
+				// A public client made confidential, or a client moved to
+				// client_secret_jwt (whose secret is kept in clear, sealed),
+				// needs a new secret: give it one, shown once as on create.
 				var secret string
-				if wasPublic && (cl.GetTokenEndpointAuthMethod() == clients.AuthMethodBasic || cl.GetTokenEndpointAuthMethod() == clients.AuthMethodPost) {
-					if secret, err = clients.GenerateSecret(); err != nil {
+				if cl.IsPublic() {
+					cl.SecretHash, cl.JWTSecret = "", ""
+				}
+				if clients.NeedsNewSecret(cl) {
+					if secret, err = clients.NewSecret(cl); err != nil {
 						return err
 					}
-					cl.SecretHash = clients.HashGenerated(secret)
 				}
 				if err := m.Update(cmd.Context(), cl); err != nil {
 					return clientError(cl.ID, err)

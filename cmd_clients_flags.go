@@ -14,7 +14,7 @@ import (
 )
 
 // secretNotice follows every secret the CLI prints.
-const secretNotice = "Store this secret now: it is kept only as a hash and cannot be shown again."
+const secretNotice = "Store this secret now: it cannot be shown again."
 
 // clientFlags are the client fields of SPEC as flags, named after the
 // config.yaml keys in the singular for the repeatable ones.
@@ -38,7 +38,7 @@ func (o *clientFlags) add(cmd *cobra.Command) {
 	fs.StringArrayVar(&o.responseTypes, "response-type", nil, `response type (repeatable; default "code" with authorization_code)`)
 	fs.StringArrayVar(&o.scopes, "scope", nil, "scope the client may request (repeatable)")
 	fs.StringArrayVar(&o.audience, "audience", nil, "audience the client may request (repeatable)")
-	fs.StringVar(&o.authMethod, "token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, none (public, PKCE) or private_key_jwt")
+	fs.StringVar(&o.authMethod, "token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, client_secret_jwt, none (public, PKCE) or private_key_jwt")
 	fs.StringVar(&o.jwksFile, "jwks-file", "", "JSON Web Key Set file of the client's public keys (private_key_jwt)")
 	fs.StringVar(&o.tokenFormat, "access-token-format", "", "opaque or jwt; empty: the server's tokens.access_token_format")
 	fs.Float64Var(&o.rateLimit, "rate-limit", 0, "token requests per second for this client; 0 = unlimited")

@@ -28,6 +28,14 @@ func NeedsSecret(method string) bool {
 	return method == AuthMethodBasic || method == AuthMethodPost || method == AuthMethodSecretJWT
 }
 
+// NeedsNewSecret reports whether c, changed to its current method, lacks
+// the secret that method needs: a public client made confidential, or a
+// client moved to client_secret_jwt whose secret is kept only as a hash.
+func NeedsNewSecret(c *Client) bool {
+	method := c.GetTokenEndpointAuthMethod()
+	return NeedsSecret(method) && (c.SecretHash == "" || method == AuthMethodSecretJWT && c.JWTSecret == "")
+}
+
 // SetSecret gives c the secret clear, stored as hash; a client_secret_jwt
 // client also keeps clear, for the store to seal.
 func (c *Client) SetSecret(clear, hash string) {

@@ -176,8 +176,15 @@ func TestValidateInvalid(t *testing.T) {
 			c.ResponseTypes = []string{"code id_token"}
 		}, "response_types[0]"},
 		{"unknown auth method", confidentialClient, func(c *clients.Client) {
-			c.TokenEndpointAuthMethod = "client_secret_jwt"
+			c.TokenEndpointAuthMethod = "tls_client_auth"
 		}, "token_endpoint_auth_method"},
+		{"client_secret_jwt with only a hash", confidentialClient, func(c *clients.Client) {
+			c.TokenEndpointAuthMethod = clients.AuthMethodSecretJWT
+		}, "secret"},
+		{"client_secret_jwt with a short secret", confidentialClient, func(c *clients.Client) {
+			c.TokenEndpointAuthMethod = clients.AuthMethodSecretJWT
+			c.SetSecret("short", clients.HashGenerated("short"))
+		}, "secret"},
 		{"public with secret", publicClient, func(c *clients.Client) {
 			c.SecretHash = clients.HashGenerated("x")
 		}, "secret"},

@@ -75,7 +75,7 @@ func (p *problems) clients(list []Client, rules clients.Rules) {
 		}
 		if c.Secret != "" {
 			// A well-formed stand-in: the rules only ask whether there is one.
-			m.SecretHash = clients.HashGenerated(c.Secret)
+			m.SetSecret(c.Secret, clients.HashGenerated(c.Secret))
 		}
 		var invalid clients.ValidationError
 		if errors.As(rules.Validate(m), &invalid) {

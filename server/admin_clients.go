@@ -135,7 +135,7 @@ func (s *Server) handleAdminUpdateClient(w http.ResponseWriter, r *http.Request)
 			s.writeAdminError(w, r, clientWhat(id), err)
 			return
 		}
-		c.SecretHash = hash
+		c.SetSecret(in.Secret, hash)
 	}
 	m := s.clientManager()
 	err := s.adminTx(r.Context(), func(ctx context.Context) error {
@@ -179,7 +179,7 @@ func (s *Server) handleAdminRotateSecret(w http.ResponseWriter, r *http.Request)
 		s.writeAdminError(w, r, clientWhat(id), err)
 		return
 	}
-	if method := c.GetTokenEndpointAuthMethod(); method != clients.AuthMethodBasic && method != clients.AuthMethodPost {
+	if method := c.GetTokenEndpointAuthMethod(); !clients.NeedsSecret(method) {
 		adminBadRequest(w, fmt.Sprintf("Client %q authenticates with %s and has no secret to rotate.", id, method))
 		return
 	}

@@ -8,7 +8,9 @@ import (
 // handleDiscovery answers both discovery documents (OIDC Discovery 1.0 and
 // RFC 8414) with the same metadata; only endpoints that exist are listed.
 func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
-	authMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+	// Every method but none authenticates a client at introspection.
+	authMethods := []string{"client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"}
+	assertionAlgs := append([]string{"RS256", "ES256"}, hmacAssertionAlgs...)
 	alg := s.cfg.SigningAlgorithm
 	if alg == "" {
 		alg = "RS256"
@@ -33,23 +35,25 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		"scopes_supported":                      scopes,
 		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash",
 			"name", "preferred_username", "email", "email_verified", "groups", "amr", "acr"},
-		"acr_values_supported":                             []string{acrPassword, acrMFA},
-		"response_types_supported":                         []string{"code"},
-		"response_modes_supported":                         []string{"query", "form_post"},
-		"grant_types_supported":                            []string{"authorization_code", "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer", "urn:ietf:params:oauth:grant-type:device_code"},
-		"subject_types_supported":                          []string{"public"},
-		"id_token_signing_alg_values_supported":            []string{alg},
-		"code_challenge_methods_supported":                 []string{"S256"},
-		"dpop_signing_alg_values_supported":                dpopAlgs,
-		"token_endpoint_auth_methods_supported":            authMethods,
-		"token_endpoint_auth_signing_alg_values_supported": []string{"RS256", "ES256"},
-		"introspection_endpoint_auth_methods_supported":    authMethods[:3],
-		"revocation_endpoint_auth_methods_supported":       authMethods,
-		"request_parameter_supported":                      true,
-		"request_object_signing_alg_values_supported":      requestObjectAlgs,
-		"request_uri_parameter_supported":                  false,
-		"claims_parameter_supported":                       false,
-		"authorization_response_iss_parameter_supported":   true,
+		"acr_values_supported":                                     []string{acrPassword, acrMFA},
+		"response_types_supported":                                 []string{"code"},
+		"response_modes_supported":                                 []string{"query", "form_post"},
+		"grant_types_supported":                                    []string{"authorization_code", "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer", "urn:ietf:params:oauth:grant-type:device_code"},
+		"subject_types_supported":                                  []string{"public"},
+		"id_token_signing_alg_values_supported":                    []string{alg},
+		"code_challenge_methods_supported":                         []string{"S256"},
+		"dpop_signing_alg_values_supported":                        dpopAlgs,
+		"token_endpoint_auth_methods_supported":                    authMethods,
+		"token_endpoint_auth_signing_alg_values_supported":         assertionAlgs,
+		"introspection_endpoint_auth_methods_supported":            authMethods[:4],
+		"introspection_endpoint_auth_signing_alg_values_supported": assertionAlgs,
+		"revocation_endpoint_auth_methods_supported":               authMethods,
+		"revocation_endpoint_auth_signing_alg_values_supported":    assertionAlgs,
+		"request_parameter_supported":                              true,
+		"request_object_signing_alg_values_supported":              requestObjectAlgs,
+		"request_uri_parameter_supported":                          false,
+		"claims_parameter_supported":                               false,
+		"authorization_response_iss_parameter_supported":           true,
 	}
 	if s.cfg.RegistrationEnabled {
 		doc["registration_endpoint"] = s.url(pathRegister)

@@ -109,8 +109,9 @@ func newProvider(cfg Config, signer jwt.Signer, formPost *template.Template, che
 		HandleHelper: helper, ResourceOwnerPasswordCredentialsGrantStorage: passwordStorage{store, checkPassword},
 		RefreshTokenStrategy: strategy, Config: fc,
 	}})
-	// private_key_jwt failures are 401 invalid_client, like every wrong client authentication.
-	fc.ClientAuthenticationStrategy = clientAuthentication(fc, store)
+	// private_key_jwt failures are 401 invalid_client, like every wrong
+	// client authentication; client_secret_jwt is Latch's own.
+	fc.ClientAuthenticationStrategy = clientAuthentication(fc, store, assertionAudiences(cfg.Issuer))
 	fc.TokenEndpointHandlers.Append(refreshOnce{refreshScopes{&oauth2.RefreshTokenGrantHandler{
 		AccessTokenStrategy:    strategy,
 		RefreshTokenStrategy:   strategy,

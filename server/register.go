@@ -116,16 +116,16 @@ func (s *Server) handleRegistrationPut(w http.ResponseWriter, r *http.Request) {
 	c.ID, c.RegistrationTokenHash, c.CreatedAt = old.ID, old.RegistrationTokenHash, old.CreatedAt
 	c.Audience, c.AccessTokenFormat, c.RateLimit, c.SkipConsent = old.Audience, old.AccessTokenFormat, old.RateLimit, old.SkipConsent
 	c.RequireMFA = old.RequireMFA
-	c.SecretHash = old.SecretHash // Update drops it if c is public now
+	c.SecretHash, c.JWTSecret = old.SecretHash, old.JWTSecret // Update drops them if c's method keeps no such thing now
 	var secret string
-	if needsSecret := c.TokenEndpointAuthMethod == clients.AuthMethodBasic || c.TokenEndpointAuthMethod == clients.AuthMethodPost; needsSecret && c.SecretHash == "" {
-		// A client that turns confidential gets its first secret, shown
+	if clients.NeedsNewSecret(c) {
+		// A client that turns confidential (or to client_secret_jwt, whose
+		// secret the server must hold in clear) gets a new secret, shown
 		// once as RFC 7592 §2.2 allows.
-		if secret, err = clients.GenerateSecret(); err != nil {
+		if secret, err = clients.NewSecret(c); err != nil {
 			s.writeRegistrationError(w, r, err)
 			return
 		}
-		c.SecretHash = clients.HashGenerated(secret)
 	}
 	if err := s.registrationClients().Update(ctx, c); err != nil {
 		s.writeRegistrationError(w, r, err)

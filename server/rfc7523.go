@@ -96,16 +96,19 @@ func (h jwtBearerGrant) HandleTokenEndpointRequest(ctx context.Context, ar fosit
 
 // clientAuthentication is fosite's DefaultClientAuthenticationStrategy
 // (HTTP Basic, client_secret_post, none, and private_key_jwt client
-// assertions) with SPEC's answer for a failed client assertion: fosite
+// assertions) plus client_secret_jwt (clientsecretjwt.go), which fosite
+// lacks, with SPEC's answer for a failed client assertion: fosite
 // answers some of them 400 invalid_request (a kid the client did not
 // register, a key without use=sig, a missing client_id), 400 jti_known (a
 // replayed assertion) or even 500 (an expired one: the JWT library's own
 // error); SPEC wants every wrong client authentication to be 401
 // invalid_client. Store failures keep their own answer (503), as do
 // server misconfigurations. A request with an assertion and a secret too
-// is refused (RFC 6749 §2.3).
-func clientAuthentication(fc *fosite.Config, store fosite.Storage) fosite.ClientAuthenticationStrategy {
-	f := &fosite.Fosite{Config: fc, Store: store}
+// is refused (RFC 6749 §2.3). An assertion's aud may be any of
+// audiences (assertionAudiences).
+func clientAuthentication(fc *fosite.Config, store fosite.Storage, audiences []string) fosite.ClientAuthenticationStrategy {
+	f := &fosite.Fosite{Config: assertionAudience{fc, audiences}, Store: store}
+	hmac := secretJWTAuth{store: store, audiences: audiences, now: time.Now}
 	return func(ctx context.Context, r *http.Request, form url.Values) (fosite.Client, error) {
 		if form.Get("client_assertion_type") != "" && (r.Header.Get("Authorization") != "" || form.Get("client_secret") != "") {
 			// RFC 6749 §2.3: one authentication method per request; fosite
@@ -115,6 +118,9 @@ func clientAuthentication(fc *fosite.Config, store fosite.Storage) fosite.Client
 		if form.Get("client_assertion_type") != "" {
 			if err := checkAssertionTimes(form.Get("client_assertion"), time.Now(), clientAssertionMaxAhead, refuseClientAssertion); err != nil {
 				return nil, err
+			}
+			if isHMACAssertion(form) {
+				return hmac.authenticate(ctx, form)
 			}
 		}
 		client, err := f.DefaultClientAuthenticationStrategy(ctx, r, form)
@@ -133,15 +139,19 @@ func clientAuthentication(fc *fosite.Config, store fosite.Storage) fosite.Client
 			// claims, an expired assertion among them.
 			return nil, fosite.ErrInvalidClient.WithHintf("The 'client_assertion' is not valid: %v.", err).WithWrap(err)
 		}
-		if rfc.CodeField >= http.StatusInternalServerError || rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
+		if rfc.CodeField >= http.StatusInternalServerError {
 			return nil, err
 		}
 		hint := rfc.HintField
+		if revealsAuthMethod(hint) {
+			// Also an invalid_client: fosite names the client's method.
+			return nil, fosite.ErrInvalidClient.WithWrap(err)
+		}
+		if rfc.ErrorField == fosite.ErrInvalidClient.ErrorField {
+			return nil, err
+		}
 		if hint == "" {
 			hint = rfc.DescriptionField
-		}
-		if revealsAuthMethod(hint) {
-			hint = ""
 		}
 		return nil, fosite.ErrInvalidClient.WithHint(hint).WithWrap(err)
 	}
@@ -159,3 +169,13 @@ func claimedClientID(r *http.Request, form url.Values) string {
 	}
 	return form.Get("client_id")
 }
+
+// assertionAudience is the configuration fosite checks a private_key_jwt
+// assertion with: its aud may name any of urls, not only the token
+// endpoint (assertionAudiences says why).
+type assertionAudience struct {
+	*fosite.Config
+	urls []string
+}
+
+func (a assertionAudience) GetTokenURLs(context.Context) []string { return a.urls }
