@@ -160,6 +160,35 @@ func TestAdminCreateClientKinds(t *testing.T) {
 		require.Equal(t, "k1", m["jwks"].(map[string]any)["keys"].([]any)[0].(map[string]any)["kid"])
 		requireError(t, ts.admin(t, http.MethodPost, "/admin/clients/signer/secret", nil), http.StatusBadRequest, "invalid_request")
 	})
+	t.Run("client_secret_jwt", func(t *testing.T) {
+		m := ts.adminOK(t, http.MethodPost, "/admin/clients", map[string]any{
+			"client_id": "hmac", "grant_types": []string{"client_credentials"}, "scopes": []string{"read"}, "token_endpoint_auth_method": "client_secret_jwt",
+		}, http.StatusCreated)
+		secret, _ := m["client_secret"].(string)
+		require.Len(t, secret, 64, "a generated secret, answered once")
+		hmacToken := func(key string) response {
+			claims := with(ts.clientClaims("hmac"), map[string]any{"aud": ts.URL})
+			return ts.post(t, "/oauth2/token", "form", assertionAuth(map[string]string{"grant_type": "client_credentials"}, mac(t, jose.HS256, key, claims)), noAuth)
+		}
+		tokensOf(t, hmacToken(secret))
+		// A PUT without client_secret keeps it; rotation replaces it.
+		ts.adminOK(t, http.MethodPut, "/admin/clients/hmac", map[string]any{
+			"grant_types": []string{"client_credentials"}, "scopes": []string{"read"}, "token_endpoint_auth_method": "client_secret_jwt", "client_name": "HMAC",
+		}, http.StatusOK)
+		tokensOf(t, hmacToken(secret))
+		rotated, _ := ts.adminOK(t, http.MethodPost, "/admin/clients/hmac/secret", nil, http.StatusOK)["client_secret"].(string)
+		require.NotEqual(t, secret, rotated)
+		requireError(t, hmacToken(secret), http.StatusUnauthorized, "invalid_client")
+		tokensOf(t, hmacToken(rotated))
+		// A chosen secret must be a key of at least 32 bytes.
+		requireFields(t, ts.admin(t, http.MethodPost, "/admin/clients", map[string]any{
+			"client_id": "hmac-short", "grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "client_secret_jwt", "client_secret": "too-short",
+		}), "client_secret")
+		// A client_secret_basic client moved to client_secret_jwt must be given a secret: its own is only a hash.
+		requireFields(t, ts.admin(t, http.MethodPut, "/admin/clients/chosen", map[string]any{
+			"grant_types": []string{"client_credentials"}, "token_endpoint_auth_method": "client_secret_jwt",
+		}), "client_secret")
+	})
 	t.Run("conflict", func(t *testing.T) {
 		for _, id := range []string{"basic-client", "public-client"} {
 			r := ts.admin(t, http.MethodPost, "/admin/clients", map[string]any{"client_id": id, "grant_types": []string{"client_credentials"}})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -234,4 +235,31 @@ func TestDiscoveryListsClientSecretJWT(t *testing.T) {
 		require.Contains(t, doc[key], "HS256", key)
 		require.NotContains(t, doc[key], "none", key)
 	}
+}
+
+// TestRegistrationClientSecretJWT: a client registers for
+// client_secret_jwt (RFC 7591 §2) and authenticates with the secret it is
+// answered; moved to client_secret_basic and back (RFC 7592), it is given
+// a new secret, since only a hash of the old one is left.
+func TestRegistrationClientSecretJWT(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, withRegistration("initial-access-token"), withRegistrationPolicy(servicePolicy))
+	meta := `{"grant_types":["client_credentials"],"scope":"read","token_endpoint_auth_method":"%s","client_id":"%s"}`
+	reg := ts.registerOK(t, fmt.Sprintf(meta, "client_secret_jwt", ""))
+	require.Len(t, reg.ClientSecret, 64)
+	hmacToken := func(key string) response {
+		claims := with(ts.clientClaims(reg.ClientID), map[string]any{"aud": ts.URL})
+		return ts.post(t, "/oauth2/token", "form", assertionAuth(map[string]string{"grant_type": "client_credentials", "scope": "read"}, mac(t, jose.HS256, key, claims)), noAuth)
+	}
+	require.Equal(t, http.StatusOK, hmacToken(reg.ClientSecret).Status)
+
+	r := ts.configure(t, http.MethodPut, reg.ClientID, reg.RegistrationAccessToken, fmt.Sprintf(meta, "client_secret_basic", reg.ClientID))
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	require.NotContains(t, r.json(t), "client_secret", "the secret stays")
+	r = ts.configure(t, http.MethodPut, reg.ClientID, reg.RegistrationAccessToken, fmt.Sprintf(meta, "client_secret_jwt", reg.ClientID))
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	fresh, _ := r.json(t)["client_secret"].(string)
+	require.Len(t, fresh, 64, "a new secret, the old one being only a hash")
+	requireError(t, hmacToken(reg.ClientSecret), http.StatusUnauthorized, "invalid_client")
+	require.Equal(t, http.StatusOK, hmacToken(fresh).Status)
 }
