@@ -11,10 +11,19 @@ import (
 
 // handlePAR is POST /oauth2/par (RFC 9126): fosite's three steps. The
 // client authenticates; the answer is 201 with request_uri and expires_in;
-// the authorization endpoint accepts the request_uri once.
+// the authorization endpoint accepts the request_uri once. A DPoP proof
+// binds the code to its key (bindPARToDPoP).
 func (s *Server) handlePAR(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if !s.readClientForm(w, r) {
+		return
+	}
+	// As at the token endpoint: a malformed proof, or one without the
+	// current nonce, is refused before anything is looked up.
+	s.offerDPoPNonce(w, r)
+	proof, err := s.dpopProofFrom(r, s.url(pathPAR), "")
+	if err != nil {
+		s.writeOAuthError(ctx, w, r, err)
 		return
 	}
 	signed, err := s.unpackRequestObject(ctx, r, parClientID(r), clientAuthParameters)
@@ -45,6 +54,9 @@ func (s *Server) handlePAR(w http.ResponseWriter, r *http.Request) {
 	if err == nil && signed != nil {
 		err = s.spendRequestObject(ctx, signed)
 	}
+	if err == nil {
+		err = s.bindPARToDPoP(r, ar, proof)
+	}
 	if err != nil {
 		s.writeOAuthError(ctx, w, r, err)
 		return
@@ -55,6 +67,26 @@ func (s *Server) handlePAR(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.oauth.WritePushedAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// bindPARToDPoP binds a pushed request's code to the key of its DPoP
+// proof, as if the proof's thumbprint had been sent as dpop_jkt (RFC 9449
+// §10.1); with both, they must agree. The proof's jti is spent only now,
+// once the client has authenticated and the request passed every check,
+// so that only an authenticated client can make us store one.
+func (s *Server) bindPARToDPoP(r *http.Request, ar fosite.AuthorizeRequester, proof *dpopProof) error {
+	if proof == nil {
+		return nil
+	}
+	form := ar.GetRequestForm()
+	if jkt := form.Get(dpopJKTForm); jkt != "" && jkt != proof.jkt {
+		return errInvalidDPoPProof("The 'dpop_jkt' parameter is not the thumbprint of the DPoP proof's key.")
+	}
+	if err := s.spendDPoPProof(r, proof); err != nil {
+		return err
+	}
+	form.Set(dpopJKTForm, proof.jkt)
+	return nil
 }
 
 // clientAuthParameters are the PAR body's client authentication (RFC 6749
