@@ -31,7 +31,7 @@ func newSecretJWTFixture(t *testing.T) secretJWTFixture {
 	t.Helper()
 	ts := newTestServer(t)
 	ts.addClient(t, &clients.Client{ID: csjClient, TokenEndpointAuthMethod: clients.AuthMethodSecretJWT,
-		GrantTypes: []string{"client_credentials", "authorization_code"}, Scopes: []string{"openid", "read"},
+		GrantTypes: []string{"client_credentials", "authorization_code", grantDevice}, Scopes: []string{"openid", "read"},
 		RedirectURIs: []string{"http://127.0.0.1:5555/cb"}})
 	return secretJWTFixture{testServer: ts, secret: ts.secrets[csjClient]}
 }
@@ -100,6 +100,15 @@ func TestClientSecretJWT(t *testing.T) {
 		r := f.post(t, "/oauth2/par", "form", fields, noAuth)
 		require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
 		require.NotEmpty(t, r.json(t)["request_uri"])
+	})
+
+	t.Run("device authorization", func(t *testing.T) {
+		fields := assertionAuth(map[string]string{"scope": "read"}, mac(t, jose.HS256, f.secret, f.clientClaims(csjClient)))
+		r := f.post(t, "/oauth2/device/auth", "form", fields, noAuth)
+		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+		require.NotEmpty(t, r.json(t)["device_code"])
+		fields = assertionAuth(map[string]string{"scope": "read"}, mac(t, jose.HS256, "a-wrong-secret-of-at-least-thirty-two-bytes!", f.clientClaims(csjClient)))
+		requireError(t, f.post(t, "/oauth2/device/auth", "form", fields, noAuth), http.StatusUnauthorized, "invalid_client")
 	})
 }
 
