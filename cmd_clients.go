@@ -338,6 +338,8 @@ func printClient(w io.Writer, cl *clients.Client) error {
 		{"skip_consent", strconv.FormatBool(cl.SkipConsent)},
 		{"require_signed_request", strconv.FormatBool(cl.RequireSignedRequestObject)},
 		{"dpop_bound_access_tokens", strconv.FormatBool(cl.DPoPBoundAccessTokens)},
+		{"backchannel_logout_uri", orDash(cl.BackchannelLogoutURI)},
+		{"backchannel_logout_session_required", strconv.FormatBool(cl.BackchannelLogoutSessionRequired)},
 		{"created_at", stamp(cl.CreatedAt)},
 		{"updated_at", stamp(cl.UpdatedAt)},
 	} {

@@ -19,7 +19,7 @@ const secretNotice = "Store this secret now: it cannot be shown again."
 // clientFlags are the client fields of SPEC as flags, named after the
 // config.yaml keys in the singular for the repeatable ones.
 type clientFlags struct {
-	id, name, authMethod, jwksFile, tokenFormat string
+	id, name, authMethod, jwksFile, tokenFormat, backchannelURI string
 
 	redirectURIs, postLogoutURIs, grantTypes, responseTypes, scopes, audience []string
 
@@ -27,6 +27,7 @@ type clientFlags struct {
 	skipConsent bool
 	signedReq   bool
 	dpopBound   bool
+	bcSession   bool
 }
 
 func (o *clientFlags) add(cmd *cobra.Command) {
@@ -45,6 +46,8 @@ func (o *clientFlags) add(cmd *cobra.Command) {
 	fs.BoolVar(&o.skipConsent, "skip-consent", false, "never show the consent page for this client")
 	fs.BoolVar(&o.signedReq, "require-signed-request-object", false, "accept authorization requests only as a signed request object (RFC 9101)")
 	fs.BoolVar(&o.dpopBound, "dpop-bound-access-tokens", false, "refuse token requests without a DPoP proof (RFC 9449)")
+	fs.StringVar(&o.backchannelURI, "backchannel-logout-uri", "", `URL that receives a logout_token when a sign-in the client took part in ends (OIDC Back-Channel Logout); "" clears it`)
+	fs.BoolVar(&o.bcSession, "backchannel-logout-session-required", false, "the client needs sid in its logout tokens (Latch always sends it)")
 }
 
 var grantNames = []string{
@@ -107,6 +110,12 @@ func (o *clientFlags) apply(cmd *cobra.Command, cl *clients.Client) error {
 	}
 	if changed("dpop-bound-access-tokens") {
 		cl.DPoPBoundAccessTokens = o.dpopBound
+	}
+	if changed("backchannel-logout-uri") {
+		cl.BackchannelLogoutURI = o.backchannelURI
+	}
+	if changed("backchannel-logout-session-required") {
+		cl.BackchannelLogoutSessionRequired = o.bcSession
 	}
 	return nil
 }

@@ -79,27 +79,30 @@ func TestClientsCreateShowsSecretOnce(t *testing.T) {
 		"--scope", "openid", "--scope", "profile", "--audience", "https://api.example.com",
 		"--token-endpoint-auth-method", "client_secret_post", "--access-token-format", "jwt",
 		"--rate-limit", "2.5", "--skip-consent", "--require-signed-request-object",
-		"--dpop-bound-access-tokens")
+		"--dpop-bound-access-tokens", "--backchannel-logout-uri", "https://app.example.com/backchannel",
+		"--backchannel-logout-session-required")
 	secret := createdSecret(t, out)
 	if !strings.HasPrefix(out, "created client web\n") {
 		t.Fatalf("create printed:\n%s", out)
 	}
 
 	want := map[string]any{
-		"client_id":                     "web",
-		"client_name":                   "Web App",
-		"grant_types":                   []any{"authorization_code", "refresh_token"},
-		"response_types":                []any{"code"},
-		"redirect_uris":                 []any{"https://app.example.com/callback", "http://127.0.0.1:5555/callback"},
-		"post_logout_redirect_uris":     []any{"https://app.example.com/"},
-		"scopes":                        []any{"openid", "profile"},
-		"audience":                      []any{"https://api.example.com"},
-		"token_endpoint_auth_method":    "client_secret_post",
-		"access_token_format":           "jwt",
-		"rate_limit":                    2.5,
-		"skip_consent":                  true,
-		"require_signed_request_object": true,
-		"dpop_bound_access_tokens":      true,
+		"client_id":                           "web",
+		"client_name":                         "Web App",
+		"grant_types":                         []any{"authorization_code", "refresh_token"},
+		"response_types":                      []any{"code"},
+		"redirect_uris":                       []any{"https://app.example.com/callback", "http://127.0.0.1:5555/callback"},
+		"post_logout_redirect_uris":           []any{"https://app.example.com/"},
+		"scopes":                              []any{"openid", "profile"},
+		"audience":                            []any{"https://api.example.com"},
+		"token_endpoint_auth_method":          "client_secret_post",
+		"access_token_format":                 "jwt",
+		"rate_limit":                          2.5,
+		"skip_consent":                        true,
+		"require_signed_request_object":       true,
+		"dpop_bound_access_tokens":            true,
+		"backchannel_logout_uri":              "https://app.example.com/backchannel",
+		"backchannel_logout_session_required": true,
 	}
 	got := getClientJSON(t, env, "web")
 	for k, v := range want {
@@ -219,6 +222,16 @@ func TestClientsUpdate(t *testing.T) {
 		"--grant-type", "authorization_code", "--redirect-uri", "http://127.0.0.1:5555/callback")
 	createdSecret(t, mustLatch(t, env, "", "clients", "update", "spa", "--token-endpoint-auth-method", "client_secret_basic"))
 	mustLatch(t, env, "", "clients", "rotate-secret", "spa")
+
+	// A back-channel logout URI is set, then cleared with "".
+	mustLatch(t, env, "", "clients", "update", "spa", "--backchannel-logout-uri", "https://app.example.com/bc")
+	if got := getClientJSON(t, env, "spa"); got["backchannel_logout_uri"] != "https://app.example.com/bc" {
+		t.Fatalf("backchannel_logout_uri after update: %v", got["backchannel_logout_uri"])
+	}
+	mustLatch(t, env, "", "clients", "update", "spa", "--backchannel-logout-uri", "")
+	if got := getClientJSON(t, env, "spa"); got["backchannel_logout_uri"] != nil {
+		t.Fatalf("backchannel_logout_uri after clearing: %v", got["backchannel_logout_uri"])
+	}
 }
 
 func TestClientsDelete(t *testing.T) {

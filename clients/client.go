@@ -77,9 +77,17 @@ type Client struct {
 	RequireSignedRequestObject bool `json:"require_signed_request_object,omitempty"`
 	// DPoPBoundAccessTokens refuses this client's token requests that
 	// carry no DPoP proof (RFC 9449 §5.2).
-	DPoPBoundAccessTokens bool      `json:"dpop_bound_access_tokens,omitempty"`
-	CreatedAt             time.Time `json:"created_at"`
-	UpdatedAt             time.Time `json:"updated_at"`
+	DPoPBoundAccessTokens bool `json:"dpop_bound_access_tokens,omitempty"`
+	// BackchannelLogoutURI is where a logout token is POSTed when a login
+	// session this client took part in ends (OIDC Back-Channel Logout 1.0
+	// §2.2); empty: the client is not told.
+	BackchannelLogoutURI string `json:"backchannel_logout_uri,omitempty"`
+	// BackchannelLogoutSessionRequired says the client needs sid in its
+	// logout tokens (and ID tokens); Latch always sends it, so this only
+	// records what the client registered.
+	BackchannelLogoutSessionRequired bool      `json:"backchannel_logout_session_required,omitempty"`
+	CreatedAt                        time.Time `json:"created_at"`
+	UpdatedAt                        time.Time `json:"updated_at"`
 }
 
 var (

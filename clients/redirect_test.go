@@ -70,3 +70,44 @@ func TestValidateRefusesDangerousRedirectURIs(t *testing.T) {
 		t.Errorf("with insecure_http: %q, want only the javascript: URI refused", err)
 	}
 }
+
+// A back-channel logout URI is one Latch POSTs to: a web address under
+// the redirect rules (https, http for loopback hosts unless insecure_http),
+// never a private-use scheme or a fragment, and Validate names the field.
+func TestBackchannelLogoutURIRules(t *testing.T) {
+	tests := []struct {
+		uri              string
+		strict, insecure bool
+	}{
+		{"https://rp.example.com/backchannel", true, true},
+		{"https://rp.example.com/bc?tenant=7", true, true},
+		{"http://127.0.0.1:5555/backchannel", true, true},
+		{"http://localhost/bc", true, true},
+		{"http://rp.example.com/bc", false, true},
+		{"https://rp.example.com/bc#frag", false, false},
+		{"com.example.app:/logout", false, false},
+		{"javascript:alert(1)", false, false},
+		{"/bc", false, false},
+		{"https://rp.example.com/" + strings.Repeat("a", clients.MaxRedirectURILength), false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.uri[:min(len(tc.uri), 40)], func(t *testing.T) {
+			if err := (clients.Rules{}).CheckBackchannelLogoutURI(tc.uri); (err == nil) != tc.strict {
+				t.Errorf("strict: %v, want accepted %v", err, tc.strict)
+			}
+			if err := (clients.Rules{InsecureHTTP: true}).CheckBackchannelLogoutURI(tc.uri); (err == nil) != tc.insecure {
+				t.Errorf("insecure_http: %v, want accepted %v", err, tc.insecure)
+			}
+		})
+	}
+	c := &clients.Client{ID: "rp", GrantTypes: []string{clients.GrantAuthorizationCode}, ResponseTypes: []string{"code"},
+		TokenEndpointAuthMethod: clients.AuthMethodNone, RedirectURIs: []string{"https://rp.example.com/cb"},
+		BackchannelLogoutURI: "https://rp.example.com/bc#x"}
+	if err := clients.Validate(c); !hasProblem(err, "backchannel_logout_uri") {
+		t.Errorf("no problem with backchannel_logout_uri in %q", err)
+	}
+	c.BackchannelLogoutURI = "https://rp.example.com/bc"
+	if err := clients.Validate(c); err != nil {
+		t.Errorf("a valid back-channel URI refused: %v", err)
+	}
+}

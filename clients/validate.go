@@ -141,6 +141,11 @@ func (rules Rules) Validate(c *Client) error {
 	}
 	checkURIs("redirect_uris", c.RedirectURIs)
 	checkURIs("post_logout_redirect_uris", c.PostLogoutRedirectURIs)
+	if c.BackchannelLogoutURI != "" {
+		if err := rules.CheckBackchannelLogoutURI(c.BackchannelLogoutURI); err != nil {
+			bad("backchannel_logout_uri", "%v", err)
+		}
+	}
 	words := func(field string, list []string) {
 		for i, w := range list {
 			if w == "" || strings.ContainsAny(w, " \t\r\n") {
@@ -206,6 +211,21 @@ func (rules Rules) CheckRedirectURI(raw string) error {
 		}
 	case !strings.Contains(scheme, "."):
 		return fmt.Errorf("must be https, loopback http, or a private-use scheme with a dot such as com.example.app (RFC 8252 §7.1), got %q", raw)
+	}
+	return nil
+}
+
+// CheckBackchannelLogoutURI says why raw may not be a back-channel logout
+// URI, or returns nil. Latch itself POSTs to it, so unlike a redirect URI
+// it must be a web address: https://, or http:// where CheckRedirectURI
+// accepts http (a loopback host, or any with InsecureHTTP). It must not
+// have a fragment (Back-Channel Logout 1.0 §2.2); a query is allowed.
+func (rules Rules) CheckBackchannelLogoutURI(raw string) error {
+	if err := rules.CheckRedirectURI(raw); err != nil {
+		return err
+	}
+	if u, _ := url.Parse(raw); u.Scheme != "https" && u.Scheme != "http" {
+		return fmt.Errorf("must be an https URL (or http for a loopback host), got %q", raw)
 	}
 	return nil
 }

@@ -173,6 +173,11 @@ type Client struct {
 	// signed request object (RFC 9101).
 	RequireSignedRequestObject bool `yaml:"require_signed_request_object"`
 	DPoPBoundAccessTokens      bool `yaml:"dpop_bound_access_tokens"` // RFC 9449 §5.2
+	// BackchannelLogoutURI receives logout tokens (OIDC Back-Channel
+	// Logout 1.0); BackchannelLogoutSessionRequired is the client's
+	// registered wish for sid, which Latch always sends.
+	BackchannelLogoutURI             string `yaml:"backchannel_logout_uri"`
+	BackchannelLogoutSessionRequired bool   `yaml:"backchannel_logout_session_required"`
 }
 
 // User is a user declared in the file and upserted at start-up. Exactly one

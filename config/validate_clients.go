@@ -43,6 +43,9 @@ func (c Client) Model() (*clients.Client, error) {
 		RequireMFA:                 c.RequireMFA,
 		RequireSignedRequestObject: c.RequireSignedRequestObject,
 		DPoPBoundAccessTokens:      c.DPoPBoundAccessTokens,
+
+		BackchannelLogoutURI:             c.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 	}
 	clients.Defaults(m)
 	if len(c.JWKS) > 0 && string(c.JWKS) != "null" {
