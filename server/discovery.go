@@ -34,7 +34,7 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		"require_pushed_authorization_requests": false,
 		"scopes_supported":                      scopes,
 		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "c_hash",
-			"name", "preferred_username", "email", "email_verified", "groups", "amr", "acr"},
+			"name", "preferred_username", "email", "email_verified", "groups", "amr", "acr", "sid"},
 		"acr_values_supported":                                     []string{acrPassword, acrMFA},
 		"response_types_supported":                                 []string{"code"},
 		"response_modes_supported":                                 []string{"query", "form_post"},
@@ -54,6 +54,10 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		"request_uri_parameter_supported":                          false,
 		"claims_parameter_supported":                               false,
 		"authorization_response_iss_parameter_supported":           true,
+		// OIDC Back-Channel Logout 1.0 §2.1: logout tokens go to every
+		// client of an ended session that registered a URI, with sid.
+		"backchannel_logout_supported":         true,
+		"backchannel_logout_session_supported": true,
 	}
 	if s.cfg.RegistrationEnabled {
 		doc["registration_endpoint"] = s.url(pathRegister)

@@ -35,6 +35,9 @@ type registrationMetadata struct {
 	Scope                   string              `json:"scope"` // space-separated
 	JWKS                    *jose.JSONWebKeySet `json:"jwks,omitempty"`
 	PostLogoutRedirectURIs  []string            `json:"post_logout_redirect_uris"`
+	// OIDC Back-Channel Logout 1.0 §2.2.
+	BackchannelLogoutURI             string `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required"`
 }
 
 // registrationRequest is the body of a registration (POST) or of an
@@ -50,8 +53,11 @@ type registrationRequest struct {
 	Scope                   *string         `json:"scope"`
 	JWKS                    json.RawMessage `json:"jwks"`
 	PostLogoutRedirectURIs  []string        `json:"post_logout_redirect_uris"`
-	ClientID                string          `json:"client_id"`
-	ClientSecret            string          `json:"client_secret"`
+	BackchannelLogoutURI    string          `json:"backchannel_logout_uri"`
+	// BackchannelLogoutSessionRequired is false when absent (§2.2).
+	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required"`
+	ClientID                         string `json:"client_id"`
+	ClientSecret                     string `json:"client_secret"`
 }
 
 // registrationResponse is the client information response (RFC 7591
@@ -87,6 +93,9 @@ func (s *Server) registrationResponse(c *clients.Client, secret, token string) r
 			Scope:                  strings.Join(c.Scopes, " "),
 			JWKS:                   c.JWKS,
 			PostLogoutRedirectURIs: registrationList(c.PostLogoutRedirectURIs),
+
+			BackchannelLogoutURI:             c.BackchannelLogoutURI,
+			BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 		},
 	}
 	if c.SecretHash != "" {
@@ -168,6 +177,9 @@ func (q registrationRequest) client(defaultScopes []string) (*clients.Client, er
 		GrantTypes:              q.GrantTypes,
 		ResponseTypes:           q.ResponseTypes,
 		TokenEndpointAuthMethod: q.TokenEndpointAuthMethod,
+
+		BackchannelLogoutURI:             q.BackchannelLogoutURI,
+		BackchannelLogoutSessionRequired: q.BackchannelLogoutSessionRequired,
 	}
 	if c.TokenEndpointAuthMethod == "" {
 		c.TokenEndpointAuthMethod = clients.AuthMethodBasic

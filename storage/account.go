@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ory/fosite"
 	"gorm.io/gorm"
 )
 
@@ -105,7 +106,11 @@ func (s *GormStore) ListSessionViews(ctx context.Context, username string) ([]Se
 
 func (s *GormStore) EndSessionView(ctx context.Context, username, handle string) error {
 	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
-		return matched(tx.Where("id = ? AND username = ? AND expires_at > ?", handle, username, s.now().UTC()).Delete(&loginSessionRow{}))
+		n, err := s.endSessions(tx.Where("id = ? AND username = ? AND expires_at > ?", handle, username, s.now().UTC()))
+		if err == nil && n == 0 {
+			err = fosite.ErrNotFound
+		}
+		return err
 	})
 }
 
@@ -116,7 +121,8 @@ func (s *GormStore) ChangePassword(ctx context.Context, username, hash, keepSess
 		if err := matched(res); err != nil {
 			return err
 		}
-		return translate(tx.Where("username = ? AND id <> ?", username, hashKey(keepSessionID)).Delete(&loginSessionRow{}).Error)
+		_, err := s.endSessions(tx.Where("username = ? AND id <> ?", username, hashKey(keepSessionID)))
+		return err
 	})
 }
 

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"time"
 
 	"github.com/ory/fosite"
 
@@ -58,11 +59,25 @@ type RateLimited interface {
 	GetRateLimit() float64
 }
 
+// BackchannelLogouts keeps what OIDC Back-Channel Logout needs
+// (backchannel.go): which clients took part in a login session, and the
+// queue of logout tokens that ending one fills. A store without it gives
+// no back-channel logout.
+type BackchannelLogouts interface {
+	RecordSessionClient(ctx context.Context, ls *LoginSession, clientID string) error
+	ClaimLogoutDeliveries(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]LogoutDelivery, error)
+	RetryLogoutDelivery(ctx context.Context, d LogoutDelivery, at time.Time) error
+	DeleteLogoutDelivery(ctx context.Context, d LogoutDelivery) error
+	CountLogoutDeliveries(ctx context.Context) (int64, error)
+	LogoutDeliveriesDropped() int64
+}
+
 var (
-	_ UnitOfWork     = (*GormStore)(nil)
-	_ ClientReloader = (*GormStore)(nil)
-	_ Backuper       = (*GormStore)(nil)
-	_ PoolStats      = (*GormStore)(nil)
-	_ SeedMemos      = (*GormStore)(nil)
-	_ RateLimited    = (*clients.Client)(nil)
+	_ BackchannelLogouts = (*GormStore)(nil)
+	_ UnitOfWork         = (*GormStore)(nil)
+	_ ClientReloader     = (*GormStore)(nil)
+	_ Backuper           = (*GormStore)(nil)
+	_ PoolStats          = (*GormStore)(nil)
+	_ SeedMemos          = (*GormStore)(nil)
+	_ RateLimited        = (*clients.Client)(nil)
 )

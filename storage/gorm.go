@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ory/fosite"
@@ -58,6 +59,9 @@ type GormStore struct {
 	// the hot reads (prepared.go).
 	prepared preparedSlot
 	reads    readStmts
+	// logoutsDropped counts logout deliveries not queued because the
+	// queue was full (backchannel.go).
+	logoutsDropped atomic.Int64
 }
 
 var _ Store = (*GormStore)(nil)

@@ -95,10 +95,17 @@ func (s *GormStore) RevokeSubject(ctx context.Context, subject string) (grants, 
 
 // endSessions deletes the sessions q selects and counts the unexpired
 // ones among them (expired rows are the janitor's, and ended nothing).
+// Their clients are told (queueLogouts). q must be a transaction's.
 func (s *GormStore) endSessions(q *gorm.DB) (int64, error) {
 	var live int64
 	if err := q.Session(&gorm.Session{}).Model(&loginSessionRow{}).Where("expires_at > ?", s.now().UTC()).Count(&live).Error; err != nil {
 		return 0, translate(err)
+	}
+	if live > 0 {
+		ids := q.Session(&gorm.Session{}).Model(&loginSessionRow{}).Select("id")
+		if err := s.queueLogouts(q.Session(&gorm.Session{NewDB: true}), ids); err != nil {
+			return 0, err
+		}
 	}
 	if err := q.Session(&gorm.Session{}).Delete(&loginSessionRow{}).Error; err != nil {
 		return 0, translate(err)

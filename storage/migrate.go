@@ -199,6 +199,34 @@ func migrations() []migration {
 			`CREATE INDEX webauthn_ceremonies_address_idx ON webauthn_ceremonies (address_key, expires_at)`,
 			`CREATE INDEX webauthn_ceremonies_expires_at_idx ON webauthn_ceremonies (expires_at)`,
 		}},
+		// OIDC Back-Channel Logout 1.0 (backchannel.go): the clients each
+		// login session took part in (by the session's stored handle; no
+		// foreign key, so that recording one never fails on a session
+		// ended a moment before), and the queue of logout tokens to send.
+		// A deleted client takes its rows with it.
+		{version: 18, name: "back-channel logout: session clients and the delivery queue", sql: []string{
+			`CREATE TABLE session_clients (
+				session_id VARCHAR(64)  NOT NULL,
+				client_id  VARCHAR(255) NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+				subject    VARCHAR(255) NOT NULL,
+				created_at {{ts}} NOT NULL,
+				expires_at {{ts}} NOT NULL,
+				PRIMARY KEY (session_id, client_id)
+			)`,
+			`CREATE INDEX session_clients_expires_at_idx ON session_clients (expires_at)`,
+			`CREATE TABLE logout_deliveries (
+				id              VARCHAR(64)  PRIMARY KEY,
+				client_id       VARCHAR(255) NOT NULL REFERENCES clients(id) ON DELETE CASCADE,
+				subject         VARCHAR(255) NOT NULL,
+				session_id      VARCHAR(64)  NOT NULL,
+				attempts        INTEGER NOT NULL DEFAULT 0,
+				next_attempt_at {{ts}} NOT NULL,
+				created_at      {{ts}} NOT NULL,
+				expires_at      {{ts}} NOT NULL
+			)`,
+			`CREATE INDEX logout_deliveries_next_attempt_at_idx ON logout_deliveries (next_attempt_at)`,
+			`CREATE INDEX logout_deliveries_expires_at_idx ON logout_deliveries (expires_at)`,
+		}},
 		// The secret of a client_secret_jwt client (RFC 7523 §2.2), which
 		// verifies its HMAC assertions: sealed like a signing key
 		// (clientSecrets), empty for every other client.

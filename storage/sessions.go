@@ -72,10 +72,12 @@ func (s *GormStore) GetLoginSession(ctx context.Context, id string) (*LoginSessi
 	return row.session(id), nil
 }
 
-// DeleteLoginSession ends a session; ending an unknown one is no error.
+// DeleteLoginSession ends a session, telling its clients (queueLogouts);
+// ending an unknown one is no error.
 func (s *GormStore) DeleteLoginSession(ctx context.Context, id string) error {
-	return s.write(ctx, false, func(tx *gorm.DB) error {
-		return translate(tx.Where("id = ?", hashKey(id)).Delete(&loginSessionRow{}).Error)
+	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
+		_, err := s.endSessions(tx.Where("id = ?", hashKey(id)))
+		return err
 	})
 }
 

@@ -415,6 +415,8 @@ func cleanupTables() []cleanupTable {
 		cleanupTable{"login_sessions", "id", "expires_at < ?"},
 		cleanupTable{tableThrottle, "counter_key", "expires_at < ?"},
 		cleanupTable{tableCeremonies, "id", "expires_at < ?"},
+		cleanupTable{"session_clients", "session_id", "expires_at < ?"},
+		cleanupTable{"logout_deliveries", "id", "expires_at < ?"},
 	)
 }
 

@@ -149,6 +149,10 @@ func (s *GormStore) DeleteUser(ctx context.Context, username string) error {
 		if _, err := s.RevokeSubjectTokens(txCtx, username); err != nil {
 			return err
 		}
+		// A deleted user's sessions end with it, and their clients are told.
+		if _, err := s.endSessions(tx.Where("username = ?", username)); err != nil {
+			return err
+		}
 		return matched(tx.Where("username = ?", username).Delete(&userRow{}))
 	})
 }

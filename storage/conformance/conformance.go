@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		fixtureTests(),
 		pendingTests(),
 		factorTests(),
+		backchannelTests(),
 	} {
 		all = append(all, group...)
 	}
