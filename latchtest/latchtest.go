@@ -88,6 +88,11 @@ type Server struct {
 	mu      sync.Mutex
 	secrets map[string]string // client id → clear secret, for Login
 
+	// stopLogouts ends the back-channel logout worker, which closes
+	// logoutsDone.
+	stopLogouts context.CancelFunc
+	logoutsDone chan struct{}
+
 	closeOnce sync.Once
 }
 
@@ -175,6 +180,15 @@ func start(f config.File, o options, ln net.Listener) (*Server, error) {
 	}
 	s.http = server.HTTPServer(in.Server, o.log)
 	go func() { s.served <- s.http.Serve(ln) }()
+	// Clients given a backchannel_logout_uri (WithConfig) get logout
+	// tokens, as from `latch serve`.
+	var logoutCtx context.Context
+	logoutCtx, s.stopLogouts = context.WithCancel(context.Background())
+	s.logoutsDone = make(chan struct{})
+	go func() {
+		defer close(s.logoutsDone)
+		in.Server.LogoutDeliveries(logoutCtx)
+	}()
 	return s, nil
 }
 
@@ -231,6 +245,8 @@ func (s *Server) Close() {
 			_ = s.http.Close()
 		}
 		<-s.served // http.ErrServerClosed
+		s.stopLogouts()
+		<-s.logoutsDone
 		_ = s.in.Close()
 	})
 }

@@ -135,6 +135,7 @@ func (s *Server) handleAccountPassword(w http.ResponseWriter, r *http.Request) {
 		s.renderStorageError(w, r, err)
 		return
 	}
+	s.logoutsQueued()
 	s.log.InfoContext(r.Context(), "account: password changed", "username", ls.Username)
 	http.Redirect(w, r, pathAccount+"?done=password", http.StatusSeeOther)
 }
@@ -148,6 +149,9 @@ func (s *Server) handleAccountEndSession(w http.ResponseWriter, r *http.Request)
 	}
 	handle := r.PostFormValue("session")
 	err := s.store.EndSessionView(r.Context(), ls.Username, handle)
+	if err == nil {
+		s.logoutsQueued()
+	}
 	if err == nil && handle == storage.SessionHandle(ls.ID) {
 		http.SetCookie(w, s.cookie("", time.Unix(0, 0)))
 		http.Redirect(w, r, pathAccount, http.StatusSeeOther)

@@ -37,6 +37,7 @@ func (s *Server) handleAdminRevokeTokens(w http.ResponseWriter, r *http.Request)
 			s.writeAdminError(w, r, fmt.Sprintf("subject %q", in.Subject), err)
 			return
 		}
+		s.logoutsQueued()
 		s.log.InfoContext(ctx, "admin API: tokens revoked", "subject", in.Subject, "grants", grants, "sessions", sessions)
 		writeJSON(w, http.StatusOK, map[string]int64{"revoked_grants": grants, "ended_sessions": sessions})
 		return

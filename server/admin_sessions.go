@@ -66,6 +66,7 @@ func (s *Server) handleAdminEndSessions(w http.ResponseWriter, r *http.Request) 
 		s.writeAdminError(w, r, userWhat(subject), err)
 		return
 	}
+	s.logoutsQueued()
 	s.log.InfoContext(r.Context(), "admin API: login sessions ended", "subject", subject, "sessions", n)
 	writeJSON(w, http.StatusOK, map[string]int64{"ended_sessions": n})
 }

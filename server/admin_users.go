@@ -215,6 +215,7 @@ func (s *Server) handleAdminUpdateUser(w http.ResponseWriter, r *http.Request) {
 		s.writeAdminError(w, r, userWhat(username), err)
 		return
 	}
+	s.logoutsQueued()
 	s.log.InfoContext(r.Context(), "admin API: user updated", "username", username, "password_changed", in.Password != nil)
 	s.writeAdminUser(w, r, u)
 }
@@ -228,6 +229,7 @@ func (s *Server) handleAdminDeleteUser(w http.ResponseWriter, r *http.Request) {
 		s.writeAdminError(w, r, userWhat(username), err)
 		return
 	}
+	s.logoutsQueued()
 	s.log.InfoContext(r.Context(), "admin API: user deleted", "username", username)
 	writeAdminNoContent(w)
 }

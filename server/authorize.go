@@ -280,6 +280,10 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 	for _, aud := range ar.GetRequestedAudience() {
 		ar.GrantAudience(aud)
 	}
+	if err := s.recordSessionClient(ctx, ls, ar.GetClient()); err != nil {
+		s.renderStorageError(w, r, err)
+		return
+	}
 	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, codeSession(ar, s.userSession(ar, user, ls)))
 	if err != nil {
 		s.writeAuthorizeError(w, r, ar, err)
@@ -316,6 +320,9 @@ func (s *Server) userSession(ar fosite.AuthorizeRequester, user *storage.User, l
 		RequestedAt: ar.GetRequestedAt(),
 		Extra:       users.ClaimsFor(user, ar.GetGrantedScopes()),
 	}
+	// sid (Back-Channel Logout 1.0 §2.1) names the login session without
+	// revealing its cookie: a digest of the stored handle, itself a digest.
+	sess.Claims.Extra["sid"] = sessionSID(storage.SessionHandle(ls.ID))
 	if len(ls.AMR) > 0 {
 		sess.Claims.AuthenticationMethodsReferences = ls.AMR
 		sess.Claims.AuthenticationContextClassReference = acrOf(ls.AMR)

@@ -100,6 +100,7 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
 		if err := s.store.DeleteLoginSession(r.Context(), ls.ID); err != nil {
 			return err
 		}
+		s.logoutsQueued()
 	}
 	http.SetCookie(w, s.cookie("", time.Unix(0, 0)))
 	return nil

@@ -158,7 +158,9 @@ func (s *Server) deviceDecide(w http.ResponseWriter, r *http.Request, code strin
 			ar.GrantAudience(aud)
 		}
 		sess := s.userSession(ar, user, ls)
-		err = s.store.ApproveDeviceCode(ctx, code, ar.GetGrantedScopes(), ar.GetGrantedAudience(), sess)
+		if err = s.recordSessionClient(ctx, ls, req.GetClient()); err == nil {
+			err = s.store.ApproveDeviceCode(ctx, code, ar.GetGrantedScopes(), ar.GetGrantedAudience(), sess)
+		}
 	case "deny":
 		err = s.store.DenyDeviceCode(ctx, code)
 	default:

@@ -32,6 +32,10 @@ type metrics struct {
 	introspects *prometheus.CounterVec
 	loginFails  prometheus.Counter
 
+	// logoutDeliveries counts back-channel logout attempts by outcome
+	// (logoutOutcomes).
+	logoutDeliveries *prometheus.CounterVec
+
 	janitorDeleted     *prometheus.CounterVec
 	janitorRuns        *prometheus.CounterVec
 	janitorLastSuccess prometheus.Gauge
@@ -97,8 +101,15 @@ func newMetrics(reg *prometheus.Registry, store any) *metrics {
 		Name: "latch_janitor_last_success_timestamp_seconds",
 		Help: "When the last janitor pass finished without error (Unix time; 0: never).",
 	})
+	m.logoutDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "latch_backchannel_logout_deliveries_total",
+		Help: "Back-channel logout token deliveries, by outcome: delivered, retry (an attempt failed; another follows), failed (the client refused it), dropped (given up, or never sent).",
+	}, []string{"outcome"})
+	for _, o := range logoutOutcomes {
+		m.logoutDeliveries.WithLabelValues(o) // every series from the start, at 0
+	}
 	reg.MustRegister(m.requests, m.latency, m.issued, m.revoked, m.introspects, m.loginFails,
-		m.janitorDeleted, m.janitorRuns, m.janitorLastSuccess)
+		m.logoutDeliveries, m.janitorDeleted, m.janitorRuns, m.janitorLastSuccess)
 	if dc, ok := store.(pendingDeviceCodes); ok {
 		// Read from the database at each scrape, so every instance on a
 		// shared database reports the same, true number.

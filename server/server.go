@@ -104,6 +104,10 @@ type Config struct {
 	// name the real caller (clientaddr.go).
 	TrustedProxies []netip.Prefix
 
+	// Backchannel tunes the delivery of logout tokens (backchannel.go);
+	// zero fields take the defaults.
+	Backchannel BackchannelOptions
+
 	// DevMode mounts the test-fixture helpers under /dev/ (dev.go): they
 	// mint tokens for whoever asks, so only `latch serve --dev` sets it.
 	DevMode bool
@@ -154,6 +158,8 @@ type Server struct {
 	dev devClients
 	// webauthn is the passkey relying party of the issuer (passkeys.go).
 	webauthn *webauthn.WebAuthn
+	// logouts sends queued logout tokens (backchannel.go).
+	logouts *logoutSender
 }
 
 // New assembles a Server. It loads (or creates) the system secret, so the
@@ -260,6 +266,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.cfg.Faults = &Faults{}
 	}
 	s.metrics = newMetrics(cfg.Metrics, cfg.Store)
+	s.logouts = newLogoutSender(&s.cfg.Backchannel)
 	s.router = s.routes()
 	s.handler = s.router
 	if s.cfg.Faults != nil {

@@ -75,15 +75,11 @@ type LogoutDelivery struct {
 	ExpiresAt     time.Time
 }
 
-// Handle is the stored form of the session's ID (see LoginSessionInfo):
-// what a logout delivery names the session by.
-func (ls *LoginSession) Handle() string { return hashKey(ls.ID) }
-
 // RecordSessionClient remembers that clientID got a code or token in ls,
 // so that it is told when ls ends. Recording it again changes nothing; a
 // session that already names MaxSessionClients clients names no more.
 func (s *GormStore) RecordSessionClient(ctx context.Context, ls *LoginSession, clientID string) error {
-	row := sessionClientRow{SessionID: ls.Handle(), ClientID: clientID, Subject: ls.Username,
+	row := sessionClientRow{SessionID: SessionHandle(ls.ID), ClientID: clientID, Subject: ls.Username,
 		CreatedAt: s.now().UTC(), ExpiresAt: ls.ExpiresAt.UTC()}
 	// The common case, a client signing in again in the same session, is
 	// a read and no write.

@@ -83,7 +83,7 @@ func testBackchannelQueueLifecycle(t *testing.T, s storage.Store) {
 	require.Len(t, got, 2)
 	a := got["rp-a"]
 	require.Equal(t, "alice", a.Subject)
-	require.Equal(t, ls.Handle(), a.SessionHandle, "the session by its stored handle, never its clear ID")
+	require.Equal(t, storage.SessionHandle(ls.ID), a.SessionHandle, "the session by its stored handle, never its clear ID")
 	require.NotEqual(t, ls.ID, a.SessionHandle)
 	require.Equal(t, 1, a.Attempts)
 	require.NotEmpty(t, a.ID)
@@ -167,7 +167,7 @@ func testBackchannelEveryWaySessionsEnd(t *testing.T, s storage.Store) {
 			require.EqualValues(t, 2, n)
 		}, 2},
 		{"EndSessionView", func(t *testing.T, user string, ls *storage.LoginSession) {
-			require.NoError(t, s.EndSessionView(ctx(t), user, ls.Handle()))
+			require.NoError(t, s.EndSessionView(ctx(t), user, storage.SessionHandle(ls.ID)))
 		}, 1},
 		{"ChangePassword", func(t *testing.T, user string, ls *storage.LoginSession) {
 			require.NoError(t, s.ChangePassword(ctx(t), user, "$2a$04$abcdefghijklmnopqrstuu5Pp3Wc0/5nQk6pH0sQ7k0wH7h6oJ1Rx", ls.ID))
