@@ -1,0 +1,408 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/stretchr/testify/require"
+
+	"github.com/latchauth/latch/clients"
+	"github.com/latchauth/latch/server"
+)
+
+// OpenID Connect Back-Channel Logout 1.0, end to end: a relying party (an
+// httptest server) receives the logout token Latch POSTs when a session
+// ends, and checks it as §2.6 tells it to, with go-oidc against Latch's
+// JWKS.
+
+const backchannelEvent = "http://schemas.openid.net/event/backchannel-logout"
+
+// fastBackchannel makes deliveries quick for tests: a 50 ms poll, a 50 ms
+// first retry, and a 2 s attempt timeout.
+func fastBackchannel() option {
+	return func(o *serverOptions) {
+		o.cfg.Backchannel = server.BackchannelOptions{Poll: 50 * time.Millisecond, RetryBase: 50 * time.Millisecond, Timeout: 2 * time.Second}
+	}
+}
+
+// runLogoutWorker runs ts's delivery worker until the test ends.
+func runLogoutWorker(t *testing.T, ts *testServer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ts.Server.LogoutDeliveries(ctx)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// rpPost is one request the relying party received.
+type rpPost struct {
+	method, contentType string
+	form                url.Values
+	at                  time.Time
+}
+
+// testRP is a relying party's back-channel logout endpoint. answer gives
+// the status of the n-th POST (from 0); hang, when set for that POST,
+// holds the answer until the request is cancelled or the test releases it.
+type testRP struct {
+	srv    *httptest.Server
+	answer func(n int) int
+	hang   func(n int) bool
+
+	mu      sync.Mutex
+	posts   []rpPost
+	ended   []time.Time // when each held request ended
+	release chan struct{}
+}
+
+func newTestRP(t *testing.T, answer func(n int) int) *testRP {
+	t.Helper()
+	rp := &testRP{answer: answer, hang: func(int) bool { return false }, release: make(chan struct{})}
+	rp.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		rp.mu.Lock()
+		n := len(rp.posts)
+		rp.posts = append(rp.posts, rpPost{method: r.Method, contentType: r.Header.Get("Content-Type"), form: r.PostForm, at: time.Now()})
+		rp.mu.Unlock()
+		if rp.hang(n) {
+			select {
+			case <-r.Context().Done():
+			case <-rp.release:
+			}
+			rp.mu.Lock()
+			rp.ended = append(rp.ended, time.Now())
+			rp.mu.Unlock()
+		}
+		w.WriteHeader(rp.answer(n))
+	}))
+	// Cleanups run last-in first-out: release held requests, then close.
+	t.Cleanup(rp.srv.Close)
+	t.Cleanup(func() { close(rp.release) })
+	return rp
+}
+
+func answerAlways(status int) func(int) int { return func(int) int { return status } }
+
+func (rp *testRP) uri() string { return rp.srv.URL + "/backchannel-logout" }
+
+// wait returns the first n POSTs once they have arrived (within 15 s).
+func (rp *testRP) wait(t *testing.T, n int) []rpPost {
+	t.Helper()
+	for range 300 {
+		rp.mu.Lock()
+		got := append([]rpPost(nil), rp.posts...)
+		rp.mu.Unlock()
+		if len(got) >= n {
+			return got[:n]
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("the relying party did not receive %d logout requests", n)
+	return nil
+}
+
+func (rp *testRP) count() int {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return len(rp.posts)
+}
+
+// setBackchannel gives clientID the back-channel logout URI uri.
+func setBackchannel(t *testing.T, ts *testServer, clientID, uri string) {
+	t.Helper()
+	fc, err := ts.Store.GetClient(t.Context(), clientID)
+	require.NoError(t, err)
+	c := fc.(*clients.Client).Clone()
+	c.BackchannelLogoutURI, c.BackchannelLogoutSessionRequired = uri, true
+	require.NoError(t, ts.Store.UpdateClient(t.Context(), c))
+}
+
+// verifyLogoutToken checks the logout token of p as a relying party must
+// (Back-Channel Logout 1.0 §2.6), for clientID, and returns its claims.
+func verifyLogoutToken(t *testing.T, ts *testServer, p rpPost, clientID string) map[string]any {
+	t.Helper()
+	// §2.5: a POST of application/x-www-form-urlencoded with logout_token.
+	require.Equal(t, http.MethodPost, p.method)
+	require.Equal(t, "application/x-www-form-urlencoded", p.contentType)
+	require.Len(t, p.form, 1, "only logout_token: %v", p.form)
+	raw := p.form.Get("logout_token")
+	require.NotEmpty(t, raw)
+
+	// §2.4: typ logout+jwt, signed with a key of the JWKS (go-oidc checks
+	// the signature, iss, aud and exp like an ID token's, §2.6 steps 2-3).
+	h := jwtHeader(t, raw)
+	require.Equal(t, "logout+jwt", h["typ"])
+	require.Contains(t, ts.publishedKIDs(t), h["kid"])
+	idt, err := ts.provider(t, t.Context()).Verifier(&oidc.Config{ClientID: clientID}).Verify(t.Context(), raw)
+	require.NoError(t, err, "go-oidc verifies the logout token against the JWKS")
+	var claims map[string]any
+	require.NoError(t, idt.Claims(&claims))
+
+	require.Equal(t, ts.URL, claims["iss"])
+	require.Equal(t, clientID, claims["aud"])
+	iat, exp := time.Unix(int64(claims["iat"].(float64)), 0), time.Unix(int64(claims["exp"].(float64)), 0)
+	require.WithinDuration(t, time.Now(), iat, time.Minute, "iat is now")
+	require.True(t, exp.After(time.Now()), "not expired")
+	require.LessOrEqual(t, exp.Sub(iat), 2*time.Minute, "short-lived")
+	require.NotEmpty(t, claims["jti"], "a jti (§2.4)")
+	// §2.6 step 4: sub or sid; Latch sends both.
+	require.NotEmpty(t, claims["sub"])
+	require.NotEmpty(t, claims["sid"])
+	// §2.6 step 5: events holds the back-channel logout member, a JSON object.
+	events, ok := claims["events"].(map[string]any)
+	require.True(t, ok, "events is a JSON object: %v", claims["events"])
+	require.Len(t, events, 1)
+	member, ok := events[backchannelEvent].(map[string]any)
+	require.True(t, ok, "the back-channel logout event is a JSON object: %v", events)
+	require.Empty(t, member)
+	// §2.6 step 6: never a nonce, so it can never pass for an ID token.
+	require.NotContains(t, claims, "nonce")
+	return claims
+}
+
+// idTokenSID is the sid of an ID token, which go-oidc verifies.
+func idTokenSID(t *testing.T, ts *testServer, raw, clientID string) string {
+	t.Helper()
+	_, claims := ts.verifyIDToken(t, raw, clientID)
+	sid, _ := claims["sid"].(string)
+	require.NotEmpty(t, sid, "the ID token carries sid")
+	return sid
+}
+
+func queued(t *testing.T, ts *testServer) int64 {
+	t.Helper()
+	n, err := ts.Store.CountLogoutDeliveries(t.Context())
+	require.NoError(t, err)
+	return n
+}
+
+// TestBackchannelLogoutAfterRPInitiatedLogout: alice signs in to a client
+// with a back-channel URI and to one without; her logout through the
+// logout page sends one logout token, to the first, whose sid is that of
+// its ID token. The other client gets nothing.
+func TestBackchannelLogoutAfterRPInitiatedLogout(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, fastBackchannel())
+	rp := newTestRP(t, answerAlways(http.StatusOK))
+	setBackchannel(t, ts, "web-client", rp.uri())
+	runLogoutWorker(t, ts)
+
+	b, idToken := signedIn(t, ts)
+	sid := idTokenSID(t, ts, idToken, "web-client")
+	// The session's cookie is never the sid, nor is the handle operators see.
+	for _, c := range b.client.Jar.Cookies(mustURL(t, ts.URL)) {
+		require.NotContains(t, c.Value, sid)
+	}
+	sessions, err := ts.Store.ListLoginSessions(t.Context(), "alice")
+	require.NoError(t, err)
+	require.Len(t, sessions, 1)
+	require.NotEqual(t, sessions[0].Handle, sid)
+	// The same session in another client (skip-client has no URI): the same sid.
+	other := codeFlow(t, b, "skip-client", nil)
+	require.Equal(t, sid, idTokenSID(t, ts, other.ID, "skip-client"))
+
+	r := b.get(t, logoutURL(map[string]string{"id_token_hint": idToken, "post_logout_redirect_uri": byeURI, "state": "s1"}))
+	require.Equal(t, http.StatusFound, r.Status, "%s", r.Body)
+	requireSignedOut(t, b)
+
+	claims := verifyLogoutToken(t, ts, rp.wait(t, 1)[0], "web-client")
+	require.Equal(t, "alice", claims["sub"])
+	require.Equal(t, sid, claims["sid"], "the sid of the ID token")
+	time.Sleep(300 * time.Millisecond) // six polls: nothing else comes
+	require.Equal(t, 1, rp.count(), "one token, to the one client with a URI")
+	require.Zero(t, queued(t, ts))
+	require.Contains(t, scrape(t, ts), `latch_backchannel_logout_deliveries_total{outcome="delivered"} 1`)
+}
+
+// TestBackchannelLogoutAfterAdminEndsSessions: DELETE /admin/sessions
+// tells the clients of every session it ends, each with its own sid.
+func TestBackchannelLogoutAfterAdminEndsSessions(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, fastBackchannel(), withAdminToken(adminToken))
+	rp := newTestRP(t, answerAlways(http.StatusNoContent))
+	setBackchannel(t, ts, "skip-client", rp.uri())
+	runLogoutWorker(t, ts)
+
+	signedInAs(t, ts, "bob", "bob-password")
+	signedInAs(t, ts, "bob", "bob-password")
+	alice := signedInAs(t, ts, "alice", "alice-password")
+	m := ts.adminOK(t, http.MethodDelete, "/admin/sessions?subject=bob", nil, http.StatusOK)
+	require.Equal(t, float64(2), m["ended_sessions"])
+
+	posts := rp.wait(t, 2)
+	sids := map[any]bool{}
+	for _, p := range posts {
+		claims := verifyLogoutToken(t, ts, p, "skip-client")
+		require.Equal(t, "bob", claims["sub"])
+		sids[claims["sid"]] = true
+	}
+	require.Len(t, sids, 2, "one token per session")
+	requireSignedIn(t, alice)
+	time.Sleep(300 * time.Millisecond)
+	require.Equal(t, 2, rp.count(), "alice's session is not told")
+}
+
+// TestBackchannelLogoutRetriesAfterServerError: the relying party answers
+// 500 first; the delivery is tried again after the backoff, with a new
+// token (its own jti) for the same session, and then counted delivered.
+func TestBackchannelLogoutRetriesAfterServerError(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, fastBackchannel())
+	rp := newTestRP(t, func(n int) int {
+		if n == 0 {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+	setBackchannel(t, ts, "web-client", rp.uri())
+	runLogoutWorker(t, ts)
+
+	b, idToken := signedIn(t, ts)
+	r := b.get(t, logoutURL(map[string]string{"id_token_hint": idToken, "post_logout_redirect_uri": byeURI}))
+	require.Equal(t, http.StatusFound, r.Status)
+
+	posts := rp.wait(t, 2)
+	first, second := verifyLogoutToken(t, ts, posts[0], "web-client"), verifyLogoutToken(t, ts, posts[1], "web-client")
+	require.Equal(t, first["sid"], second["sid"])
+	require.NotEqual(t, first["jti"], second["jti"], "a retry is a new token")
+	require.GreaterOrEqual(t, posts[1].at.Sub(posts[0].at), 40*time.Millisecond, "after the backoff")
+	requireEventually(t, func() bool { return queued(t, ts) == 0 })
+	m := scrape(t, ts)
+	require.Contains(t, m, `latch_backchannel_logout_deliveries_total{outcome="retry"} 1`)
+	require.Contains(t, m, `latch_backchannel_logout_deliveries_total{outcome="delivered"} 1`)
+}
+
+// TestBackchannelLogoutGivesUp: a relying party that always fails is
+// tried five times, then the delivery is dropped and counted; one that
+// refuses the token (400, §2.8) is not tried again.
+func TestBackchannelLogoutGivesUp(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		status, attempts int
+		outcome          string
+	}{
+		{http.StatusServiceUnavailable, 5, `outcome="dropped"} 1`},
+		{http.StatusBadRequest, 1, `outcome="failed"} 1`},
+	} {
+		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t, func(o *serverOptions) {
+				o.cfg.Backchannel = server.BackchannelOptions{Poll: 20 * time.Millisecond, RetryBase: 10 * time.Millisecond, Timeout: 2 * time.Second}
+			})
+			rp := newTestRP(t, answerAlways(tc.status))
+			setBackchannel(t, ts, "web-client", rp.uri())
+			runLogoutWorker(t, ts)
+			b, idToken := signedIn(t, ts)
+			b.get(t, logoutURL(map[string]string{"id_token_hint": idToken, "post_logout_redirect_uri": byeURI}))
+
+			rp.wait(t, tc.attempts)
+			requireEventually(t, func() bool { return queued(t, ts) == 0 })
+			time.Sleep(500 * time.Millisecond) // the backoff would be over: nothing more comes
+			require.Equal(t, tc.attempts, rp.count())
+			require.Contains(t, scrape(t, ts), "latch_backchannel_logout_deliveries_total{"+tc.outcome)
+		})
+	}
+}
+
+// TestBackchannelLogoutHangingRPDoesNotBlockLogout: the relying party
+// holds the request; the logout page has answered long before, and the
+// attempt ends at its timeout and is tried again.
+func TestBackchannelLogoutHangingRPDoesNotBlockLogout(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, func(o *serverOptions) {
+		o.cfg.Backchannel = server.BackchannelOptions{Poll: 50 * time.Millisecond, RetryBase: 50 * time.Millisecond, Timeout: time.Second}
+	})
+	rp := newTestRP(t, answerAlways(http.StatusOK))
+	rp.hang = func(n int) bool { return n == 0 }
+	setBackchannel(t, ts, "web-client", rp.uri())
+	runLogoutWorker(t, ts)
+
+	b, idToken := signedIn(t, ts)
+	r := b.get(t, logoutURL(map[string]string{"id_token_hint": idToken, "post_logout_redirect_uri": byeURI}))
+	answered := time.Now()
+	require.Equal(t, http.StatusFound, r.Status)
+	requireSignedOut(t, b)
+
+	posts := rp.wait(t, 2) // the held one, then the retry after its timeout
+	rp.mu.Lock()
+	ended := rp.ended[0]
+	rp.mu.Unlock()
+	require.True(t, answered.Before(ended), "the logout page answered before the held request ended")
+	require.GreaterOrEqual(t, ended.Sub(posts[0].at), 900*time.Millisecond, "held until the attempt's timeout")
+	verifyLogoutToken(t, ts, posts[1], "web-client")
+	requireEventually(t, func() bool { return queued(t, ts) == 0 })
+	require.Contains(t, scrape(t, ts), `latch_backchannel_logout_deliveries_total{outcome="retry"} 1`)
+}
+
+// TestBackchannelLogoutSurvivesRestart: a delivery queued while no worker
+// runs (the relying party unreachable, the process stopped) is in the
+// database, and the next process delivers it.
+func TestBackchannelLogoutSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, fastBackchannel())
+	rp := newTestRP(t, answerAlways(http.StatusOK))
+	setBackchannel(t, ts, "web-client", rp.uri())
+
+	b, idToken := signedIn(t, ts)
+	sid := idTokenSID(t, ts, idToken, "web-client")
+	r := b.get(t, logoutURL(map[string]string{"id_token_hint": idToken, "post_logout_redirect_uri": byeURI}))
+	require.Equal(t, http.StatusFound, r.Status)
+	require.EqualValues(t, 1, queued(t, ts))
+
+	ts = ts.restart(t)
+	runLogoutWorker(t, ts)
+	claims := verifyLogoutToken(t, ts, rp.wait(t, 1)[0], "web-client")
+	require.Equal(t, sid, claims["sid"])
+	requireEventually(t, func() bool { return queued(t, ts) == 0 })
+}
+
+// TestBackchannelLogoutMetadata: discovery says back-channel logout (with
+// sid) is supported, and a client registers its URI (RFC 7591) and gets
+// it back; a URI with a fragment is refused.
+func TestBackchannelLogoutMetadata(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, withRegistration(""))
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(ts.get(t, "/.well-known/openid-configuration").Body, &doc))
+	require.Equal(t, true, doc["backchannel_logout_supported"])
+	require.Equal(t, true, doc["backchannel_logout_session_supported"])
+	require.Contains(t, doc["claims_supported"], "sid")
+
+	r := ts.register(t, `{"redirect_uris":["https://rp.example.com/cb"],"backchannel_logout_uri":"https://rp.example.com/bc","backchannel_logout_session_required":true}`, "")
+	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+	m := r.json(t)
+	require.Equal(t, "https://rp.example.com/bc", m["backchannel_logout_uri"])
+	require.Equal(t, true, m["backchannel_logout_session_required"])
+	fc, err := ts.Store.GetClient(t.Context(), m["client_id"].(string))
+	require.NoError(t, err)
+	require.Equal(t, "https://rp.example.com/bc", fc.(*clients.Client).BackchannelLogoutURI)
+
+	for _, bad := range []string{"https://rp.example.com/bc#x", "http://rp.example.com/bc", "com.example.app:/bc"} {
+		r := ts.register(t, `{"redirect_uris":["https://rp.example.com/cb"],"backchannel_logout_uri":"`+bad+`"}`, "")
+		requireError(t, r, http.StatusBadRequest, "invalid_client_metadata")
+		require.Contains(t, string(r.Body), "backchannel_logout_uri")
+	}
+}
+
+// requireEventually waits (at most 10 s) for cond.
+func requireEventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	for range 200 {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("the condition did not hold within 10 s")
+}
