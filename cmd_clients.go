@@ -339,7 +339,7 @@ func printClient(w io.Writer, cl *clients.Client) error {
 		{"require_signed_request", strconv.FormatBool(cl.RequireSignedRequestObject)},
 		{"dpop_bound_access_tokens", strconv.FormatBool(cl.DPoPBoundAccessTokens)},
 		{"backchannel_logout_uri", orDash(cl.BackchannelLogoutURI)},
-		{"backchannel_logout_session_required", strconv.FormatBool(cl.BackchannelLogoutSessionRequired)},
+		{"backchannel_needs_sid", strconv.FormatBool(cl.BackchannelLogoutSessionRequired)},
 		{"created_at", stamp(cl.CreatedAt)},
 		{"updated_at", stamp(cl.UpdatedAt)},
 	} {

@@ -37,7 +37,7 @@ type registrationMetadata struct {
 	PostLogoutRedirectURIs  []string            `json:"post_logout_redirect_uris"`
 	// OIDC Back-Channel Logout 1.0 §2.2.
 	BackchannelLogoutURI             string `json:"backchannel_logout_uri,omitempty"`
-	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required"`
+	BackchannelLogoutSessionRequired bool   `json:"backchannel_logout_session_required,omitempty"`
 }
 
 // registrationRequest is the body of a registration (POST) or of an
