@@ -228,6 +228,10 @@ func TestParseKeepsDefaults(t *testing.T) {
 			m, err := f.Clients[0].Model()
 			return err == nil && m.DPoPBoundAccessTokens
 		}},
+		{"back-channel logout reaches the client", "clients: [{id: a, backchannel_logout_uri: 'https://a.example/bc', backchannel_logout_session_required: true}]", func(f File) bool {
+			m, err := f.Clients[0].Model()
+			return err == nil && m.BackchannelLogoutURI == "https://a.example/bc" && m.BackchannelLogoutSessionRequired
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

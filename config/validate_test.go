@@ -124,6 +124,8 @@ func TestValidateRules(t *testing.T) {
 		{"registration max_clients 0", func(f *File) { f.Registration.MaxClients = 0 }, "registration.max_clients: must be at least 1"},
 		{"redirect duplicate", func(f *File) { f.Clients[0].RedirectURIs = []string{"https://app/cb", "https://app/cb"} }, `clients[0].redirect_uris[1]: "https://app/cb" is listed twice`},
 		{"post logout relative", func(f *File) { f.Clients[0].PostLogoutRedirectURIs = []string{"bye"} }, "clients[0].post_logout_redirect_uris[0]: must be an absolute URI"},
+		{"back-channel logout fragment", func(f *File) { f.Clients[0].BackchannelLogoutURI = "https://app/bc#x" }, "clients[0].backchannel_logout_uri: must not have a fragment"},
+		{"back-channel logout remote http", func(f *File) { f.Clients[0].BackchannelLogoutURI = "http://app.example/bc" }, "clients[0].backchannel_logout_uri: must use https"},
 		{"client scope", func(f *File) { f.Clients[0].Scopes = []string{""} }, "clients[0].scopes[0]: must be non-empty"},
 		{"client audience", func(f *File) { f.Clients[0].Audience = []string{"a b"} }, "clients[0].audience[0]: must be non-empty"},
 		{"client token format", func(f *File) { f.Clients[0].AccessTokenFormat = "JWT" }, "clients[0].access_token_format: must be one of opaque | jwt"},

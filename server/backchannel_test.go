@@ -368,11 +368,12 @@ func TestBackchannelLogoutSurvivesRestart(t *testing.T) {
 }
 
 // TestBackchannelLogoutMetadata: discovery says back-channel logout (with
-// sid) is supported, and a client registers its URI (RFC 7591) and gets
-// it back; a URI with a fragment is refused.
+// sid) is supported; a client registers its URI (RFC 7591) or is given
+// one through the admin API, and gets it back; a URI with a fragment, to
+// a remote host over http, or of a private-use scheme is refused.
 func TestBackchannelLogoutMetadata(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, withRegistration(""))
+	ts := newTestServer(t, withRegistration(""), withAdminToken(adminToken))
 	var doc map[string]any
 	require.NoError(t, json.Unmarshal(ts.get(t, "/.well-known/openid-configuration").Body, &doc))
 	require.Equal(t, true, doc["backchannel_logout_supported"])
@@ -393,6 +394,14 @@ func TestBackchannelLogoutMetadata(t *testing.T) {
 		requireError(t, r, http.StatusBadRequest, "invalid_client_metadata")
 		require.Contains(t, string(r.Body), "backchannel_logout_uri")
 	}
+
+	client := map[string]any{"client_id": "admin-made", "grant_types": []string{"client_credentials"},
+		"backchannel_logout_uri": "https://rp.example.com/bc", "backchannel_logout_session_required": true}
+	got := ts.adminOK(t, http.MethodPost, "/admin/clients", client, http.StatusCreated)
+	require.Equal(t, "https://rp.example.com/bc", got["backchannel_logout_uri"])
+	require.Equal(t, true, got["backchannel_logout_session_required"])
+	client["client_id"], client["backchannel_logout_uri"] = "admin-bad", "https://rp.example.com/bc#frag"
+	requireFields(t, ts.admin(t, http.MethodPost, "/admin/clients", client), "backchannel_logout_uri")
 }
 
 // requireEventually waits (at most 10 s) for cond.
