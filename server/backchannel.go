@@ -135,9 +135,11 @@ func (s *Server) LogoutDeliveries(ctx context.Context) {
 // deliverLogouts runs one pass: it claims what is due, a batch at a time,
 // and sends each batch's tokens at once.
 func (s *Server) deliverLogouts(ctx context.Context, q storage.BackchannelLogouts) {
-	if n := q.LogoutDeliveriesDropped(); n > s.logouts.droppedSeen {
-		s.metrics.logoutDeliveries.WithLabelValues(outcomeDropped).Add(float64(n - s.logouts.droppedSeen))
-		s.logouts.droppedSeen = n
+	// The store counts what it could not queue; the metric catches up.
+	if n := q.LogoutDeliveriesDropped(); n > 0 {
+		if seen := s.logouts.droppedSeen.Swap(n); n > seen {
+			s.metrics.logoutDeliveries.WithLabelValues(outcomeDropped).Add(float64(n - seen))
+		}
 	}
 	for range logoutMaxBatches {
 		batch, err := q.ClaimLogoutDeliveries(ctx, s.now(), logoutClaimBatch, s.cfg.Backchannel.lease())

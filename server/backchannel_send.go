@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ory/fosite/token/jwt"
@@ -37,7 +38,7 @@ const (
 type logoutSender struct {
 	client      *http.Client
 	wake        chan struct{}
-	droppedSeen int64
+	droppedSeen atomic.Int64
 }
 
 func newLogoutSender(o *BackchannelOptions) *logoutSender {

@@ -226,7 +226,8 @@ func TestBackchannelLogoutAfterRPInitiatedLogout(t *testing.T) {
 }
 
 // TestBackchannelLogoutAfterAdminEndsSessions: DELETE /admin/sessions
-// tells the clients of every session it ends, each with its own sid.
+// tells the clients of every session it ends, each with its own sid, and
+// so does DELETE /admin/users/NAME.
 func TestBackchannelLogoutAfterAdminEndsSessions(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, fastBackchannel(), withAdminToken(adminToken))
@@ -251,6 +252,36 @@ func TestBackchannelLogoutAfterAdminEndsSessions(t *testing.T) {
 	requireSignedIn(t, alice)
 	time.Sleep(300 * time.Millisecond)
 	require.Equal(t, 2, rp.count(), "alice's session is not told")
+
+	// Deleting a user ends the user's sessions, and tells their clients.
+	ts.adminOK(t, http.MethodDelete, "/admin/users/alice", nil, http.StatusNoContent)
+	require.Equal(t, "alice", verifyLogoutToken(t, ts, rp.wait(t, 3)[2], "skip-client")["sub"])
+}
+
+// TestBackchannelLogoutAfterAccountPasswordChange: a password changed on
+// /account ends alice's other session, whose client is told with that
+// session's sid; the session that changed it goes on, untold.
+func TestBackchannelLogoutAfterAccountPasswordChange(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, fastBackchannel())
+	rp := newTestRP(t, answerAlways(http.StatusOK))
+	setBackchannel(t, ts, "web-client", rp.uri())
+	runLogoutWorker(t, ts)
+
+	a, aToken := signedIn(t, ts)
+	other, otherToken := signedIn(t, ts)
+	aSID, otherSID := idTokenSID(t, ts, aToken, "web-client"), idTokenSID(t, ts, otherToken, "web-client")
+	require.NotEqual(t, aSID, otherSID, "two sessions, two sids")
+
+	r := a.accountPost(t, a.accountPage(t), "/account/password", nil, map[string]string{
+		"current_password": "alice-password", "new_password": "a-new-password", "confirm_password": "a-new-password"})
+	require.Equal(t, "/account?done=password", location(t, r))
+
+	claims := verifyLogoutToken(t, ts, rp.wait(t, 1)[0], "web-client")
+	require.Equal(t, otherSID, claims["sid"])
+	time.Sleep(300 * time.Millisecond)
+	require.Equal(t, 1, rp.count(), "the session that changed the password is not ended")
+	requireSignedOut(t, other)
 }
 
 // TestBackchannelLogoutRetriesAfterServerError: the relying party answers
