@@ -322,7 +322,10 @@ func (s *Server) userSession(ar fosite.AuthorizeRequester, user *storage.User, l
 	}
 	// sid (Back-Channel Logout 1.0 §2.1) names the login session without
 	// revealing its cookie: a digest of the stored handle, itself a digest.
-	sess.Claims.Extra["sid"] = sessionSID(storage.SessionHandle(ls.ID))
+	// Tokens minted without a session (dev.go) have none.
+	if ls.ID != "" {
+		sess.Claims.Extra["sid"] = sessionSID(storage.SessionHandle(ls.ID))
+	}
 	if len(ls.AMR) > 0 {
 		sess.Claims.AuthenticationMethodsReferences = ls.AMR
 		sess.Claims.AuthenticationContextClassReference = acrOf(ls.AMR)
