@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ory/fosite/token/jwt"
@@ -33,26 +36,58 @@ const (
 	maxLogoutAnswer = 4 << 10
 )
 
-// logoutSender is the worker's state: its HTTP client, its wake-up call,
+// logoutSender is the worker's state: its HTTP clients, its wake-up call,
 // and how many of the store's drops the metrics already count.
 type logoutSender struct {
-	client      *http.Client
-	wake        chan struct{}
-	droppedSeen atomic.Int64
+	// client sends to the URIs of clients an operator created; public
+	// sends to those of dynamically registered clients (RFC 7591), which
+	// anyone may have registered when registration is open: it connects
+	// to public addresses only, checked after name resolution, so that a
+	// registered URI cannot make Latch POST to its own host or network.
+	client, public *http.Client
+	wake           chan struct{}
+	droppedSeen    atomic.Int64
 }
+
+var errNotPublic = errors.New("the address is not public (a dynamically registered client's back-channel URI must reach a public address)")
 
 func newLogoutSender(o *BackchannelOptions) *logoutSender {
 	o.fillDefaults()
-	return &logoutSender{
-		wake: make(chan struct{}, 1),
-		client: &http.Client{
+	newClient := func(t *http.Transport) *http.Client {
+		return &http.Client{
 			Timeout:   o.Timeout,
-			Transport: http.DefaultTransport.(*http.Transport).Clone(),
+			Transport: t,
 			// A redirect is the client's answer, not an instruction: the
 			// token goes only to the registered URI.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		}
 	}
+	public := http.DefaultTransport.(*http.Transport).Clone()
+	public.Proxy = nil // the address checked must be the client's, not a proxy's
+	public.DialContext = (&net.Dialer{Timeout: o.Timeout, Control: func(_, address string, _ syscall.RawConn) error {
+		host, _, err := net.SplitHostPort(address)
+		if err != nil {
+			return errNotPublic
+		}
+		if ip, err := netip.ParseAddr(host); err != nil || !publicAddr(ip) {
+			return errNotPublic
+		}
+		return nil
+	}}).DialContext
+	return &logoutSender{
+		wake:   make(chan struct{}, 1),
+		client: newClient(http.DefaultTransport.(*http.Transport).Clone()),
+		public: newClient(public),
+	}
+}
+
+// publicAddr reports whether ip is a public unicast address: not
+// loopback, private (RFC 1918, RFC 4193), link-local, CGNAT shared space
+// (RFC 6598) or unspecified.
+func publicAddr(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return ip.IsGlobalUnicast() && !ip.IsPrivate() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() &&
+		!netip.MustParsePrefix("100.64.0.0/10").Contains(ip)
 }
 
 // sendLogout makes one attempt at d: it returns the outcome, the client's
@@ -84,7 +119,14 @@ func (s *Server) sendLogout(ctx context.Context, d storage.LogoutDelivery) (outc
 		return outcomeDropped, 0, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	res, err := s.logouts.client.Do(req)
+	httpClient := s.logouts.client
+	if c.RegistrationTokenHash != "" {
+		httpClient = s.logouts.public
+	}
+	res, err := httpClient.Do(req)
+	if errors.Is(err, errNotPublic) {
+		return outcomeDropped, 0, errNotPublic
+	}
 	if err != nil {
 		// Without the URL, whose query may be the client's secret.
 		var ue *url.Error

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -396,6 +397,29 @@ func TestBackchannelLogoutSurvivesRestart(t *testing.T) {
 	claims := verifyLogoutToken(t, ts, rp.wait(t, 1)[0], "web-client")
 	require.Equal(t, sid, claims["sid"])
 	requireEventually(t, func() bool { return queued(t, ts) == 0 })
+}
+
+// TestBackchannelLogoutRegisteredClientsReachPublicAddressesOnly: a
+// dynamically registered client's URI is one anybody may have chosen, so
+// Latch never POSTs from it to a loopback (or private) address: the
+// delivery is dropped, and the relying party hears nothing.
+func TestBackchannelLogoutRegisteredClientsReachPublicAddressesOnly(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, fastBackchannel())
+	rp := newTestRP(t, answerAlways(http.StatusOK))
+	fc, err := ts.Store.GetClient(t.Context(), "web-client")
+	require.NoError(t, err)
+	c := fc.(*clients.Client).Clone()
+	c.BackchannelLogoutURI = rp.uri()
+	c.RegistrationTokenHash = strings.Repeat("ab", 32) // as registration stores it
+	require.NoError(t, ts.Store.UpdateClient(t.Context(), c))
+	runLogoutWorker(t, ts)
+
+	b, idToken := signedIn(t, ts)
+	b.get(t, logoutURL(map[string]string{"id_token_hint": idToken, "post_logout_redirect_uri": byeURI}))
+	requireEventually(t, func() bool { return queued(t, ts) == 0 })
+	require.Contains(t, scrape(t, ts), `latch_backchannel_logout_deliveries_total{outcome="dropped"} 1`)
+	require.Zero(t, rp.count(), "no request reached the loopback address")
 }
 
 // TestBackchannelLogoutMetadata: discovery says back-channel logout (with
