@@ -129,6 +129,17 @@ func setBackchannel(t *testing.T, ts *testServer, clientID, uri string) {
 	require.NoError(t, ts.Store.UpdateClient(t.Context(), c))
 }
 
+// webClientWithRP starts a server with quick deliveries and its worker,
+// and a relying party, answering answer, as web-client's back-channel URI.
+func webClientWithRP(t *testing.T, answer func(int) int) (*testServer, *testRP) {
+	t.Helper()
+	ts := newTestServer(t, fastBackchannel())
+	rp := newTestRP(t, answer)
+	setBackchannel(t, ts, "web-client", rp.uri())
+	runLogoutWorker(t, ts)
+	return ts, rp
+}
+
 // verifyLogoutToken checks the logout token of p as a relying party must
 // (Back-Channel Logout 1.0 §2.6), for clientID, and returns its claims.
 func verifyLogoutToken(t *testing.T, ts *testServer, p rpPost, clientID string) map[string]any {
@@ -194,10 +205,7 @@ func queued(t *testing.T, ts *testServer) int64 {
 // its ID token. The other client gets nothing.
 func TestBackchannelLogoutAfterRPInitiatedLogout(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, fastBackchannel())
-	rp := newTestRP(t, answerAlways(http.StatusOK))
-	setBackchannel(t, ts, "web-client", rp.uri())
-	runLogoutWorker(t, ts)
+	ts, rp := webClientWithRP(t, answerAlways(http.StatusOK))
 
 	b, idToken := signedIn(t, ts)
 	sid := idTokenSID(t, ts, idToken, "web-client")
@@ -264,10 +272,7 @@ func TestBackchannelLogoutAfterAdminEndsSessions(t *testing.T) {
 // session's sid; the session that changed it goes on, untold.
 func TestBackchannelLogoutAfterAccountPasswordChange(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, fastBackchannel())
-	rp := newTestRP(t, answerAlways(http.StatusOK))
-	setBackchannel(t, ts, "web-client", rp.uri())
-	runLogoutWorker(t, ts)
+	ts, rp := webClientWithRP(t, answerAlways(http.StatusOK))
 
 	a, aToken := signedIn(t, ts)
 	other, otherToken := signedIn(t, ts)
@@ -290,15 +295,12 @@ func TestBackchannelLogoutAfterAccountPasswordChange(t *testing.T) {
 // token (its own jti) for the same session, and then counted delivered.
 func TestBackchannelLogoutRetriesAfterServerError(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, fastBackchannel())
-	rp := newTestRP(t, func(n int) int {
+	ts, rp := webClientWithRP(t, func(n int) int {
 		if n == 0 {
 			return http.StatusInternalServerError
 		}
 		return http.StatusOK
 	})
-	setBackchannel(t, ts, "web-client", rp.uri())
-	runLogoutWorker(t, ts)
 
 	b, idToken := signedIn(t, ts)
 	r := b.get(t, logoutURL(map[string]string{"id_token_hint": idToken, "post_logout_redirect_uri": byeURI}))
