@@ -107,20 +107,29 @@ func (s *GormStore) RecordSessionClient(ctx context.Context, ls *LoginSession, c
 // the sessions.
 func (s *GormStore) queueLogouts(tx *gorm.DB, sessions *gorm.DB) error {
 	now := s.now().UTC()
-	var parts []sessionClientRow
-	if err := tx.Where("session_id IN (?) AND expires_at > ?", sessions, now).Order("session_id, client_id").Find(&parts).Error; err != nil {
+	live := func() *gorm.DB {
+		return tx.Model(&sessionClientRow{}).Where("session_id IN (?) AND expires_at > ?", sessions, now)
+	}
+	var told, queued int64
+	if err := live().Count(&told).Error; err != nil {
 		return translate(err)
 	}
-	if len(parts) > 0 {
-		var queued int64
+	if told > 0 {
 		if err := tx.Model(&logoutDeliveryRow{}).Count(&queued).Error; err != nil {
 			return translate(err)
 		}
-		room := max(MaxLogoutDeliveries-int(queued), 0)
-		if dropped := len(parts) - min(room, len(parts)); dropped > 0 {
-			s.logoutsDropped.Add(int64(dropped))
+		// Only what fits is read, so that ending every session at once
+		// holds no more than the queue's room in memory.
+		room := min(max(MaxLogoutDeliveries-queued, 0), told)
+		if dropped := told - room; dropped > 0 {
+			s.logoutsDropped.Add(dropped)
 			s.log.Warn("back-channel logout: the delivery queue is full; deliveries dropped", "dropped", dropped, "limit", MaxLogoutDeliveries)
-			parts = parts[:room]
+		}
+		var parts []sessionClientRow
+		if room > 0 {
+			if err := live().Order("session_id, client_id").Limit(int(room)).Find(&parts).Error; err != nil {
+				return translate(err)
+			}
 		}
 		rows := make([]logoutDeliveryRow, len(parts))
 		for i, p := range parts {
