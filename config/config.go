@@ -48,13 +48,16 @@ type File struct {
 	Tokens          Tokens          `yaml:"tokens"`
 	Registration    Registration    `yaml:"registration"`
 	MFA             MFA             `yaml:"mfa"`
+	Login           Login           `yaml:"login"`
 	TrustedIssuers  []TrustedIssuer `yaml:"trusted_issuers"`
 	// TrustedProxies are the CIDRs of reverse proxies whose
 	// X-Forwarded-For and Forwarded headers are believed; a request from
 	// any other address is known by its own address only.
 	TrustedProxies []string `yaml:"trusted_proxies"`
-	Clients        []Client `yaml:"clients"`
-	Users          []User   `yaml:"users"`
+	// Connectors are the upstream identity providers (connectors.go).
+	Connectors []Connector `yaml:"connectors"`
+	Clients    []Client    `yaml:"clients"`
+	Users      []User      `yaml:"users"`
 }
 
 // MFA is the second-factor policy of built-in users.
@@ -239,6 +242,7 @@ func Default() File {
 		Log:             Log{Level: "info", Format: "text"},
 		Janitor:         Janitor{Interval: Duration{5 * time.Minute}},
 		Database:        Database{Driver: "sqlite", DSN: "latch.db"},
+		Login:           Login{PasswordForm: true},
 		Tokens: Tokens{
 			AccessTokenLifespan:   Duration{time.Hour},
 			RefreshTokenLifespan:  Duration{720 * time.Hour},

@@ -159,7 +159,7 @@ func TestRepositoryConfig(t *testing.T) {
 	if f.Clients == nil || f.Users == nil || f.TrustedIssuers == nil {
 		t.Error("the example should spell out clients: [], users: [] and trusted_issuers: []")
 	}
-	f.Clients, f.Users, f.TrustedIssuers, f.TrustedProxies = nil, nil, nil, nil
+	f.Clients, f.Users, f.TrustedIssuers, f.TrustedProxies, f.Connectors = nil, nil, nil, nil, nil
 	want := Default()
 	abs, err := filepath.Abs("../latch.db") // the dsn is relative to the file's folder
 	if err != nil {

@@ -99,7 +99,7 @@ func TestEnvNames(t *testing.T) {
 		"LATCH_LOG_FORMAT", "LATCH_JANITOR_INTERVAL", "LATCH_DATABASE_DRIVER", "LATCH_DATABASE_DSN",
 		"LATCH_SECRETS_SYSTEM", "LATCH_ADMIN_TOKEN", "LATCH_TOKENS_DEVICE_CODE_LIFESPAN",
 		"LATCH_TOKENS_REFRESH_TOKEN_GRACE_PERIOD", "LATCH_TOKENS_ID_TOKEN_SIGNING_ALG", "LATCH_REGISTRATION_INITIAL_ACCESS_TOKEN",
-		"LATCH_MFA_REQUIRED",
+		"LATCH_MFA_REQUIRED", "LATCH_LOGIN_PASSWORD_FORM",
 		"LATCH_TOKENS_DPOP_REQUIRE_NONCE",
 	} {
 		if !strings.Contains(all, " "+want+" ") {
@@ -107,11 +107,11 @@ func TestEnvNames(t *testing.T) {
 		}
 	}
 	for _, n := range names {
-		if strings.HasPrefix(n, "LATCH_CLIENTS") || strings.HasPrefix(n, "LATCH_USERS") || strings.HasPrefix(n, "LATCH_TRUSTED") {
+		if strings.HasPrefix(n, "LATCH_CLIENTS") || strings.HasPrefix(n, "LATCH_USERS") || strings.HasPrefix(n, "LATCH_TRUSTED") || strings.HasPrefix(n, "LATCH_CONNECTORS") {
 			t.Errorf("lists have no variables, got %s", n)
 		}
 	}
-	if len(names) != 28 {
-		t.Errorf("got %d names, want 28: %v", len(names), names)
+	if len(names) != 29 {
+		t.Errorf("got %d names, want 29: %v", len(names), names)
 	}
 }

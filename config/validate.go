@@ -33,6 +33,7 @@ func (f File) Validate() error {
 	p.clients(f.Clients, clients.Rules{InsecureHTTP: f.InsecureHTTP})
 	p.registration(f.Registration)
 	p.users(f.Users)
+	p.connectors(f.Connectors)
 	p.usernamesNotClientIDs(f)
 	return errors.Join(p...)
 }

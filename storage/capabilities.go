@@ -72,8 +72,26 @@ type BackchannelLogouts interface {
 	LogoutDeliveriesDropped() int64
 }
 
+// Connectors keeps upstream identity providers and the links of their
+// people to local users (connectors.go).
+type Connectors interface {
+	CreateConnector(ctx context.Context, c *Connector) error
+	UpsertConnector(ctx context.Context, c *Connector) error
+	GetConnector(ctx context.Context, id string) (*Connector, error)
+	ListConnectors(ctx context.Context) ([]*Connector, error)
+	DeleteConnector(ctx context.Context, id string) error
+
+	GetLink(ctx context.Context, connectorID, subject string) (*Link, error)
+	GetUserLink(ctx context.Context, connectorID, username string) (*Link, error)
+	ListUserLinks(ctx context.Context, username string) ([]*Link, error)
+	CreateLink(ctx context.Context, l *Link) error
+	CreateLinkedUser(ctx context.Context, u *User, l *Link) error
+	SetLinkData(ctx context.Context, connectorID, subject string, data []byte) error
+}
+
 var (
 	_ BackchannelLogouts = (*GormStore)(nil)
+	_ Connectors         = (*GormStore)(nil)
 	_ UnitOfWork         = (*GormStore)(nil)
 	_ ClientReloader     = (*GormStore)(nil)
 	_ Backuper           = (*GormStore)(nil)

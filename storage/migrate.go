@@ -233,6 +233,38 @@ func migrations() []migration {
 		{version: 19, name: "client_secret_jwt secrets, sealed", sql: []string{
 			`ALTER TABLE clients ADD COLUMN jwt_secret TEXT NOT NULL DEFAULT ''`,
 		}},
+		// Upstream identity providers (connectors.go): those of
+		// config.yaml and those added by the CLI or admin API, the whole
+		// config sealed at rest since it holds the upstream client secret;
+		// the links of upstream subjects to local users, with what a
+		// refresh needs to ask the upstream again (sealed); and which
+		// connector a login session signed in through. The per-attempt
+		// state of an upstream sign-in is a webauthn_ceremonies row (kind
+		// "upstream"): single-use, short-lived, counted per address.
+		{version: 20, name: "connectors: upstream identity providers and links", sql: []string{
+			`CREATE TABLE connectors (
+				id         VARCHAR(64) PRIMARY KEY,
+				type       VARCHAR(16) NOT NULL,
+				name       VARCHAR(64) NOT NULL,
+				source     VARCHAR(16) NOT NULL,
+				config     TEXT NOT NULL,
+				created_at {{ts}} NOT NULL,
+				updated_at {{ts}} NOT NULL
+			)`,
+			`CREATE TABLE connector_links (
+				id           VARCHAR(64) PRIMARY KEY,
+				connector_id VARCHAR(64) NOT NULL,
+				subject      VARCHAR(255) NOT NULL,
+				username     VARCHAR(255) NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+				data         TEXT NOT NULL DEFAULT '',
+				created_at   {{ts}} NOT NULL,
+				updated_at   {{ts}} NOT NULL
+			)`,
+			`CREATE UNIQUE INDEX connector_links_subject_idx ON connector_links (connector_id, subject)`,
+			`CREATE UNIQUE INDEX connector_links_user_idx ON connector_links (connector_id, username)`,
+			`CREATE INDEX connector_links_username_idx ON connector_links (username)`,
+			`ALTER TABLE login_sessions ADD COLUMN connector VARCHAR(64) NOT NULL DEFAULT ''`,
+		}},
 	}
 }
 

@@ -44,7 +44,7 @@ type sealedColumn struct {
 // sealedColumns is every secret Latch stores. A new secret column (second
 // factor seeds, connector secrets) is one more line here, and rotation
 // covers it.
-var sealedColumns = []sealedColumn{signingKeys, systemSecret, totpSeeds, clientSecrets}
+var sealedColumns = []sealedColumn{signingKeys, systemSecret, totpSeeds, clientSecrets, connectorConfigs, connectorData}
 
 const systemSecretName = "system_secret"
 

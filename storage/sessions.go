@@ -28,6 +28,10 @@ type LoginSession struct {
 	UserAgent string
 	Address   string
 	LastSeen  time.Time
+	// Connector is the id of the upstream identity provider the person
+	// signed in through; "" for a local sign-in. Grants of the session
+	// carry it, so their refreshes can ask that upstream again.
+	Connector string
 }
 
 type loginSessionRow struct {
@@ -39,6 +43,7 @@ type loginSessionRow struct {
 	UserAgent  string
 	Address    string
 	LastSeenAt *time.Time
+	Connector  string
 }
 
 func (r *loginSessionRow) session(id string) *LoginSession {
@@ -47,7 +52,7 @@ func (r *loginSessionRow) session(id string) *LoginSession {
 		amr = []string{"pwd"} // a session from before amr was kept: a password
 	}
 	ls := &LoginSession{ID: id, Username: r.Username, AuthTime: r.AuthTime, ExpiresAt: r.ExpiresAt, AMR: amr,
-		UserAgent: r.UserAgent, Address: r.Address, LastSeen: r.AuthTime}
+		UserAgent: r.UserAgent, Address: r.Address, LastSeen: r.AuthTime, Connector: r.Connector}
 	if r.LastSeenAt != nil {
 		ls.LastSeen = *r.LastSeenAt
 	}
@@ -58,7 +63,7 @@ func (loginSessionRow) TableName() string { return "login_sessions" }
 
 func (s *GormStore) CreateLoginSession(ctx context.Context, ls *LoginSession) error {
 	row := loginSessionRow{ID: hashKey(ls.ID), Username: ls.Username, AuthTime: ls.AuthTime.UTC(), ExpiresAt: ls.ExpiresAt.UTC(), AMR: strings.Join(ls.AMR, " "),
-		UserAgent: capString(ls.UserAgent, maxUserAgent), Address: capString(ls.Address, maxAddress)}
+		UserAgent: capString(ls.UserAgent, maxUserAgent), Address: capString(ls.Address, maxAddress), Connector: ls.Connector}
 	return s.write(ctx, true, func(tx *gorm.DB) error { return translate(tx.Create(&row).Error) })
 }
 

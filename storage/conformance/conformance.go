@@ -48,6 +48,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		pendingTests(),
 		factorTests(),
 		backchannelTests(),
+		connectorTests(),
 	} {
 		all = append(all, group...)
 	}
