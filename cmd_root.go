@@ -54,7 +54,7 @@ func runWithInput(ctx context.Context, args []string, getenv func(string) string
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&c.configPath, "config", "", "configuration file (default: ./config.yaml when it exists)")
 	root.AddCommand(c.serveCommand(), c.migrateCommand(), c.versionCommand(), c.janitorCommand(), c.backupCommand(),
-		c.clientsCommand(), c.usersCommand(), c.tokensCommand(), c.keysCommand(), c.secretsCommand(), c.sessionsCommand())
+		c.clientsCommand(), c.usersCommand(), c.tokensCommand(), c.keysCommand(), c.secretsCommand(), c.sessionsCommand(), c.connectorsCmd())
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)
 }

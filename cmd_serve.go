@@ -121,6 +121,9 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 	go srv.Janitor(ctx, f.Janitor.Interval.Duration)
 	go srv.LogoutDeliveries(ctx) // back-channel logout tokens (server/backchannel.go)
 	fmt.Fprintf(c.stdout, "latch listening on %s\nissuer URL %s\n", ln.Addr(), srv.Issuer())
+	if err := printConnectors(ctx, c.stdout, st, srv.Issuer()); err != nil {
+		return err
+	}
 
 	select {
 	case err := <-served:

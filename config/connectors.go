@@ -108,6 +108,8 @@ func (p *problems) connectors(list []Connector) {
 func (p *problems) connector(key string, c Connector) {
 	if !connectorIDRe.MatchString(c.ID) {
 		p.add(key+".id", "must be 1 to 64 of a-z, 0-9 and -, got %q (it is part of the redirect URI)", c.ID)
+	} else if c.ID == "mfa" {
+		p.add(key+".id", "mfa is taken: /login/mfa is the second-factor page")
 	}
 	if c.Name == "" || len(c.Name) > 64 {
 		p.add(key+".name", "must be set, at most 64 bytes (the button says \"Sign in with NAME\")")

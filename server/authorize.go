@@ -284,7 +284,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 		s.renderStorageError(w, r, err)
 		return
 	}
-	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, codeSession(ar, s.userSession(ar, user, ls)))
+	resp, err := s.oauth.NewAuthorizeResponse(ctx, ar, viaConnector(codeSession(ar, s.userSession(ar, user, ls)), ls.Connector))
 	if err != nil {
 		s.writeAuthorizeError(w, r, ar, err)
 		return

@@ -155,6 +155,9 @@ func Seed(ctx context.Context, f config.File, st storage.Store, mgr *clients.Man
 			return fmt.Errorf("seed %w", err)
 		}
 	}
+	if err := seedConnectors(ctx, f.Connectors, st); err != nil {
+		return err
+	}
 	for i, ti := range f.TrustedIssuers {
 		set, err := ti.KeySet()
 		if err != nil {
@@ -193,6 +196,7 @@ func ConfigFromFile(f config.File, st storage.Store, log *slog.Logger, hasher *c
 		AdminToken:            f.Admin.Token,
 		RegistrationEnabled:   f.Registration.Enabled,
 		MFARequired:           f.MFA.Required,
+		NoPasswordForm:        !f.Login.PasswordForm,
 		RegistrationToken:     f.Registration.InitialAccessToken,
 		Registration: RegistrationPolicy{
 			AllowedScopes:           f.Registration.AllowedScopes,

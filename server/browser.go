@@ -65,7 +65,7 @@ func (s *Server) seeSession(r *http.Request, ls *storage.LoginSession) {
 
 // startSession signs username, who proved amr, in: a new random session
 // ID, stored hashed, handed to the browser in a signed HttpOnly cookie.
-func (s *Server) startSession(w http.ResponseWriter, r *http.Request, username string, amr []string) (*storage.LoginSession, error) {
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, username string, amr []string, connector string) (*storage.LoginSession, error) {
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		return nil, err
@@ -80,6 +80,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, username s
 		UserAgent: r.UserAgent(),
 		Address:   addrText(s.clientAddr(r)),
 		LastSeen:  now,
+		Connector: connector,
 	}
 	if err := s.store.CreateLoginSession(r.Context(), ls); err != nil {
 		return nil, err

@@ -53,7 +53,7 @@ func (s *Server) devSignIn(w http.ResponseWriter, r *http.Request, challenge str
 	}
 	// A typed subject counts as a password sign-in, as in
 	// mock-oauth2-server: amr pwd.
-	ls, err := s.startSession(w, r, u.Username, []string{amrPassword})
+	ls, err := s.startSession(w, r, u.Username, []string{amrPassword}, "")
 	if err != nil {
 		s.renderStorageError(w, r, err)
 		return nil, false

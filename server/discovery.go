@@ -62,6 +62,15 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.RegistrationEnabled {
 		doc["registration_endpoint"] = s.url(pathRegister)
 	}
+	// Sign-ins through a connector carry the acr of a federated sign-in;
+	// which connectors there are is the login page's to show (idp hints
+	// have no discovery metadata).
+	if ups, err := s.upstreamList(r.Context()); err != nil {
+		s.writeOAuthError(r.Context(), w, r, err)
+		return
+	} else if len(ups) > 0 {
+		doc["acr_values_supported"] = []string{acrPassword, acrMFA, acrFederated}
+	}
 	if password {
 		doc["grant_types_supported"] = append(doc["grant_types_supported"].([]string), "password")
 	}

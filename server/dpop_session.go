@@ -23,6 +23,10 @@ type grantSession struct {
 	// (§5: its refresh tokens are bound, a confidential client's are
 	// not), kept by every refresh.
 	RefreshJKT string `json:"dpop_refresh_jkt,omitempty"`
+	// Connector is the upstream identity provider the grant's person
+	// signed in through: its refreshes ask that upstream again
+	// (upstream_refresh.go). Empty for a local sign-in.
+	Connector string `json:"connector,omitempty"`
 }
 
 func newGrantSession() *grantSession {
@@ -39,7 +43,7 @@ func (g *grantSession) Clone() fosite.Session {
 	if g.DefaultSession != nil {
 		inner, _ = g.DefaultSession.Clone().(*openid.DefaultSession)
 	}
-	return &grantSession{DefaultSession: inner, DPoPJKT: g.DPoPJKT, RefreshJKT: g.RefreshJKT}
+	return &grantSession{DefaultSession: inner, DPoPJKT: g.DPoPJKT, RefreshJKT: g.RefreshJKT, Connector: g.Connector}
 }
 
 // oidcSession is the OpenID Connect session inside sess, whichever of the

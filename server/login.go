@@ -53,6 +53,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodGet {
+		if to := s.hintedUpstream(r, challenge, ar); to != "" {
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, to, http.StatusFound)
+			return
+		}
 		s.renderLogin(w, r, challenge, ar, http.StatusOK, "", "")
 		return
 	}
@@ -61,6 +66,11 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		if ls, ok := s.devSignIn(w, r, challenge, ar); ok {
 			s.proceed(w, r, ar, challenge, ls, true)
 		}
+		return
+	}
+	if s.cfg.NoPasswordForm && r.PostFormValue("passkey_ceremony") == "" {
+		s.renderError(w, r, http.StatusForbidden, "Signing in with a password is turned off here.",
+			"Go back and choose one of the other ways to sign in.")
 		return
 	}
 	user, amr, ok := s.anySignIn(w, r, func(status int, username, msg string) {
@@ -148,7 +158,9 @@ func (s *Server) loginData(r *http.Request, challenge string, ar fosite.Authoriz
 		Hidden:     map[string]string{"challenge": challenge},
 		Dev:        s.cfg.DevMode,
 
-		PasskeyBegin: s.passkeyBegin(),
+		PasskeyBegin:   s.passkeyBegin(),
+		NoPasswordForm: s.cfg.NoPasswordForm,
+		Connectors:     s.connectorButtons(r.Context(), challenge),
 	}
 }
 

@@ -43,6 +43,9 @@ const (
 	acrMFA = "urn:latch:acr:mfa"
 	// acrPassword is the class of a sign-in with a password alone.
 	acrPassword = "urn:latch:acr:pwd"
+	// acrFederated is the class of a sign-in at an upstream identity
+	// provider alone: what the upstream checked is its own affair.
+	acrFederated = "urn:latch:acr:fed"
 
 	amrPassword    = "pwd" // RFC 8176 §2
 	amrOTP         = "otp"
@@ -60,6 +63,9 @@ type mfaPending struct {
 	// there is none, the page to go back to (the device page).
 	Challenge string
 	Return    string
+	// Connector is the upstream the person signed in through, "" for
+	// none: the session records it.
+	Connector string
 	// Done: the factor was just enrolled and the session started; the
 	// recovery codes page's Continue link finishes the sign-in.
 	Done    bool
@@ -126,7 +132,7 @@ func (s *Server) completeSignIn(w http.ResponseWriter, r *http.Request, username
 		s.askSecondFactor(w, r, next)
 		return nil, false
 	}
-	ls, err := s.startSession(w, r, username, amr)
+	ls, err := s.startSession(w, r, username, amr, next.Connector)
 	if err != nil {
 		s.renderStorageError(w, r, err)
 		return nil, false
@@ -208,7 +214,7 @@ func (s *Server) handleMFA(w http.ResponseWriter, r *http.Request) {
 	if !s.factorAccepted(w, r, err, func(status int, msg string) { s.renderMFA(w, r, p, factors, status, msg) }) {
 		return
 	}
-	ls, err := s.replaceSession(w, r, p.Username, union(p.AMR, append(proved, amrMFA)...))
+	ls, err := s.replaceSession(w, r, p.Username, union(p.AMR, append(proved, amrMFA)...), p.Connector)
 	if err != nil {
 		s.renderStorageError(w, r, err)
 		return
@@ -269,12 +275,12 @@ func (s *Server) factorAccepted(w http.ResponseWriter, r *http.Request, err erro
 
 // replaceSession starts the session of a completed sign-in and ends the
 // browser's earlier one (a step up from a password-only session).
-func (s *Server) replaceSession(w http.ResponseWriter, r *http.Request, username string, amr []string) (*storage.LoginSession, error) {
+func (s *Server) replaceSession(w http.ResponseWriter, r *http.Request, username string, amr []string, connector string) (*storage.LoginSession, error) {
 	old, err := s.currentSession(r)
 	if err != nil {
 		return nil, err
 	}
-	ls, err := s.startSession(w, r, username, amr)
+	ls, err := s.startSession(w, r, username, amr, connector)
 	if err != nil {
 		return nil, err
 	}
@@ -355,8 +361,11 @@ func (s *Server) totpEnrolment(w http.ResponseWriter, r *http.Request, username 
 
 // acrOf is the authentication context class of a session that proved amr.
 func acrOf(amr []string) string {
-	if slices.Contains(amr, amrMFA) {
+	switch {
+	case slices.Contains(amr, amrMFA):
 		return acrMFA
+	case slices.Contains(amr, amrFederated):
+		return acrFederated
 	}
 	return acrPassword
 }

@@ -30,7 +30,7 @@ const parRequestURIPrefix = "urn:ietf:params:oauth:request_uri:"
 //
 // It also returns the device grant, whose token strategy and ID token
 // helper the fixture helpers (dev.go) mint with.
-func newProvider(cfg Config, signer jwt.Signer, formPost *template.Template, checkPassword passwordCheck) (*fosite.Fosite, *deviceGrant) {
+func newProvider(cfg Config, signer jwt.Signer, formPost *template.Template, checkPassword passwordCheck, checkUpstream upstreamCheck) (*fosite.Fosite, *deviceGrant) {
 	// fosite uses the first 32 bytes of GlobalSecret; hashing a longer
 	// configured secret keeps all of its entropy.
 	key := sha256.Sum256(cfg.SystemSecret)
@@ -112,12 +112,14 @@ func newProvider(cfg Config, signer jwt.Signer, formPost *template.Template, che
 	// private_key_jwt failures are 401 invalid_client, like every wrong
 	// client authentication; client_secret_jwt is Latch's own.
 	fc.ClientAuthenticationStrategy = clientAuthentication(fc, store, assertionAudiences(cfg.Issuer))
-	fc.TokenEndpointHandlers.Append(refreshOnce{refreshScopes{&oauth2.RefreshTokenGrantHandler{
+	// A grant from an upstream sign-in asks the upstream again at each
+	// refresh (upstream_refresh.go).
+	fc.TokenEndpointHandlers.Append(upstreamChecked{refreshOnce{refreshScopes{&oauth2.RefreshTokenGrantHandler{
 		AccessTokenStrategy:    strategy,
 		RefreshTokenStrategy:   strategy,
 		TokenRevocationStorage: keepRefreshScope{store},
 		Config:                 fc,
-	}}})
+	}}}, checkUpstream})
 	fc.TokenEndpointHandlers.Append(&openid.OpenIDConnectRefreshHandler{IDTokenHandleHelper: idHelper, Config: fc})
 	// RFC 8628 device authorization grant (device.go): fosite has no handler.
 	device := newDeviceGrant(cfg, fc, strategy, idHelper)

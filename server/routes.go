@@ -51,6 +51,10 @@ func (s *Server) routes() *mux.Router {
 	// The pages a person fills in carry a CSRF token.
 	r.Handle(pathLogin, s.protectForms(http.HandlerFunc(s.handleLogin))).Methods(both...)
 	r.Handle(pathMFA, s.protectForms(http.HandlerFunc(s.handleMFA))).Methods(both...)
+	// Upstream identity providers (upstream.go); after /login/mfa,
+	// which is no connector's id (config refuses it).
+	r.Handle(pathUpstreamPrefix+"{connector}", s.protectForms(http.HandlerFunc(s.handleUpstreamLogin))).Methods(both...)
+	r.Handle(pathUpstreamPrefix+"{connector}/callback", s.protectForms(http.HandlerFunc(s.handleUpstreamCallback))).Methods(get...)
 	r.Handle(pathConsent, s.protectForms(http.HandlerFunc(s.handleConsent))).Methods(both...)
 	r.Handle(pathLogout, logoutCSRF(s.protectForms(http.HandlerFunc(s.handleLogout)))).Methods(both...)
 	r.Handle(pathAccount, s.protectForms(http.HandlerFunc(s.handleAccount))).Methods(get...)
@@ -100,6 +104,10 @@ func (s *Server) routes() *mux.Router {
 		r.Handle("/admin/sessions", admin(s.handleAdminListSessions)).Methods(get...)
 		r.Handle("/admin/sessions", admin(s.handleAdminEndSessions)).Methods(del...)
 		r.Handle("/admin/keys/rotate", admin(s.handleAdminRotateKeys)).Methods(post...)
+		r.Handle("/admin/connectors", admin(s.handleAdminListConnectors)).Methods(get...)
+		r.Handle("/admin/connectors", admin(s.handleAdminCreateConnector)).Methods(post...)
+		r.Handle("/admin/connectors/{id}", admin(s.handleAdminGetConnector)).Methods(get...)
+		r.Handle("/admin/connectors/{id}", admin(s.handleAdminDeleteConnector)).Methods(del...)
 	}
 
 	r.NotFoundHandler = http.HandlerFunc(s.handleNotFound)

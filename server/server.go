@@ -82,6 +82,10 @@ type Config struct {
 
 	// MFARequired asks every user for a second factor (mfa.go).
 	MFARequired bool
+	// NoPasswordForm hides the login page's username and password form
+	// and refuses its POST (config login.password_form: false): only
+	// connectors and passkeys sign people in.
+	NoPasswordForm bool
 
 	// AdminToken is the bearer token of the admin API; empty turns the
 	// admin API off.
@@ -160,6 +164,9 @@ type Server struct {
 	webauthn *webauthn.WebAuthn
 	// logouts sends queued logout tokens (backchannel.go).
 	logouts *logoutSender
+	// upstreams are the connectors, read again every few seconds
+	// (connectors.go).
+	upstreams upstreams
 }
 
 // New assembles a Server. It loads (or creates) the system secret, so the
@@ -261,7 +268,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	s.cookies = securecookie.New(derive(cfg.SystemSecret, "latch session cookie"), nil)
 	s.cookies.MaxAge(int(cfg.LoginSessionLifespan / time.Second))
-	s.oauth, s.device = newProvider(cfg, s.signer, pages.FormPost(), s.checkPasswordGrant)
+	s.oauth, s.device = newProvider(cfg, s.signer, pages.FormPost(), s.checkPasswordGrant, s.checkUpstream)
 	if cfg.DevMode && cfg.Faults == nil {
 		s.cfg.Faults = &Faults{}
 	}

@@ -87,6 +87,7 @@ type Connectors interface {
 	CreateLink(ctx context.Context, l *Link) error
 	CreateLinkedUser(ctx context.Context, u *User, l *Link) error
 	SetLinkData(ctx context.Context, connectorID, subject string, data []byte) error
+	UsersByEmail(ctx context.Context, email string) ([]*User, error)
 }
 
 var (

@@ -254,3 +254,21 @@ func (s *GormStore) ListUserLinks(ctx context.Context, username string) ([]*Link
 	}
 	return out, nil
 }
+
+// UsersByEmail returns the users whose email is email, compared without
+// case (at most two: the caller only needs to know there is not one).
+func (s *GormStore) UsersByEmail(ctx context.Context, email string) ([]*User, error) {
+	var rows []userRow
+	if err := s.reader(ctx).Where("LOWER(email) = LOWER(?)", email).Order("username").Limit(2).Find(&rows).Error; err != nil {
+		return nil, translate(err)
+	}
+	out := make([]*User, 0, len(rows))
+	for i := range rows {
+		u, err := rows[i].user()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}

@@ -77,7 +77,7 @@ var storedFormKeys = map[string]bool{
 	// RFC 8693 token exchange (the tokens themselves are not kept)
 	"requested_token_type": true, "subject_token_type": true, "actor_token_type": true,
 	// the login page's choice of upstream identity provider
-	"connector": true,
+	"connector": true, "idp_hint": true,
 }
 
 // hashKey is used for tables whose key fosite hands over in clear (the

@@ -35,6 +35,21 @@ type LoginData struct {
 	// PasskeyBegin, when set, offers "Sign in with a passkey" (with
 	// JavaScript): where the script gets the WebAuthn options.
 	PasskeyBegin string
+	// NoPasswordForm hides the username and password form (login:
+	// password_form: false, every person is upstream).
+	NoPasswordForm bool
+	// Connectors are the "Sign in with NAME" buttons of the upstream
+	// identity providers.
+	Connectors []ConnectorButton
+	// Via names the directory a password form checks against (a
+	// password connector's own form): "Sign in with Corp LDAP".
+	Via string
+}
+
+// ConnectorButton is one upstream identity provider on the login page.
+type ConnectorButton struct {
+	Name string
+	URL  string // GET: starts the sign-in there
 }
 
 // Scope is one requested scope as the consent page lists it.

@@ -156,3 +156,26 @@ func (a *Authenticator) fail(ctx context.Context, counters []Counter) error {
 	}
 	return ErrInvalidCredentials
 }
+
+// Check runs check, which verifies a password somewhere else (the
+// directory behind a password connector), under the throttling of
+// Authenticate: refused without running check while username or addr
+// waits (*RateLimitedError), a false answer counted as a failed login
+// (ErrInvalidCredentials), a true one clearing the pair's counter.
+// check's own error (the directory is down) is returned as is, uncounted.
+func (a *Authenticator) Check(ctx context.Context, username, addr string, check func(context.Context) (bool, error)) error {
+	counters, err := a.admit(ctx, username, addr)
+	if err != nil {
+		return err
+	}
+	ok, err := check(ctx)
+	switch {
+	case err != nil:
+		return err
+	case !ok:
+		return a.fail(ctx, counters)
+	case a.Throttle != nil:
+		return a.Throttle.Forget(ctx, counters[0])
+	}
+	return nil
+}
