@@ -296,15 +296,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, ar fosite.Author
 // deletes it for exactly one of concurrent decisions; every other gets
 // the error page, and claimChallenge reports false once it has answered.
 func (s *Server) claimChallenge(w http.ResponseWriter, r *http.Request, challenge string) bool {
-	err := s.store.DeleteAuthorizeChallenge(r.Context(), boundChallenge(r, challenge))
-	if errors.Is(err, storage.ErrNotFound) {
-		s.renderChallengeGone(w, r)
-		return false
-	} else if err != nil {
-		s.renderStorageError(w, r, err)
-		return false
-	}
-	return true
+	return s.challengeFound(w, r, s.store.DeleteAuthorizeChallenge(r.Context(), boundChallenge(r, challenge)))
 }
 
 // userSession is the session a grant of user carries: the subject, and the

@@ -27,15 +27,25 @@ func (s *Server) loadChallenge(w http.ResponseWriter, r *http.Request) (string, 
 		return "", nil
 	}
 	ar, err := s.store.GetAuthorizeChallenge(r.Context(), boundChallenge(r, challenge))
-	if errors.Is(err, storage.ErrNotFound) {
-		s.renderChallengeGone(w, r)
-		return "", nil
-	}
-	if err != nil {
-		s.renderStorageError(w, r, err)
+	if !s.challengeFound(w, r, err) {
 		return "", nil
 	}
 	return challenge, ar
+}
+
+// challengeFound reports whether the lookup of something bound to this
+// browser (a challenge, an upstream attempt) found it; when not, it has
+// shown the page: gone (ErrNotFound) or the database's failure.
+func (s *Server) challengeFound(w http.ResponseWriter, r *http.Request, err error) bool {
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		s.renderChallengeGone(w, r)
+		return false
+	case err != nil:
+		s.renderStorageError(w, r, err)
+		return false
+	}
+	return true
 }
 
 // renderChallengeGone is the page for a challenge that is not there for

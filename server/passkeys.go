@@ -270,6 +270,13 @@ func (s *Server) handleAccountPasskeyBegin(w http.ResponseWriter, r *http.Reques
 		writeJSONError(w, http.StatusBadRequest, "login_required", "Sign in first.")
 		return
 	}
+	if ls.Connector != "" {
+		// A passkey would sign the person in without their upstream
+		// identity provider, which could no longer refuse them.
+		writeJSONError(w, http.StatusBadRequest, "invalid_request",
+			"You signed in through another identity provider; a passkey here would bypass it. Sign in with your password to add one.")
+		return
+	}
 	u, _, err := s.passkeyUserOf(r, ls.Username)
 	if err != nil {
 		s.writeCeremonyStorageError(w, r, err)

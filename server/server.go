@@ -25,6 +25,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/token/jwt"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/latchauth/latch/clients"
 	"github.com/latchauth/latch/keys"
@@ -167,6 +168,9 @@ type Server struct {
 	// upstreams are the connectors, read again every few seconds
 	// (connectors.go).
 	upstreams upstreams
+	// upstreamChecks merges concurrent refresh checks of one link
+	// (upstream_refresh.go).
+	upstreamChecks singleflight.Group
 }
 
 // New assembles a Server. It loads (or creates) the system secret, so the

@@ -132,11 +132,7 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 	// Spent before anything else: of two uses of one answer (a reload, a
 	// replay) only the first goes on.
 	c, err := s.store.TakeCeremony(ctx, challengeKey(state, binding), ceremonyUpstream)
-	if errors.Is(err, storage.ErrNotFound) {
-		s.renderChallengeGone(w, r)
-		return
-	} else if err != nil {
-		s.renderStorageError(w, r, err)
+	if !s.challengeFound(w, r, err) {
 		return
 	}
 	var a upstreamAttempt
@@ -149,11 +145,7 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 		return
 	}
 	ar, err := s.store.GetAuthorizeChallenge(ctx, challengeKey(a.Challenge, binding))
-	if errors.Is(err, storage.ErrNotFound) {
-		s.renderChallengeGone(w, r)
-		return
-	} else if err != nil {
-		s.renderStorageError(w, r, err)
+	if !s.challengeFound(w, r, err) {
 		return
 	}
 	id, err := up.redirect.HandleCallback(ctx, r, a.Nonce, a.Verifier)

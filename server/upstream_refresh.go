@@ -17,6 +17,13 @@ import (
 // invalid_grant. An upstream that cannot be reached is a 503
 // (temporarily_unavailable): the refresh token stays good for a retry,
 // and nobody is let through unchecked.
+//
+// Every grant of one person through one connector shares the link's
+// upstream token, and an upstream that rotates refresh tokens with reuse
+// detection (Latch does) ends the whole upstream grant when one token is
+// used twice. So concurrent checks of one link on an instance share one
+// call upstream (singleflight); across instances they may still race,
+// which the README says.
 
 // upstreamCheck checks the person of a refresh request's grant upstream.
 type upstreamCheck func(ctx context.Context, ar fosite.AccessRequester) error
@@ -78,9 +85,21 @@ func (s *Server) checkUpstream(ctx context.Context, ar fosite.AccessRequester) e
 		return fosite.ErrTemporarilyUnavailable.WithWrap(err).WithDebug(err.Error())
 	}
 	user, err := s.store.GetUser(ctx, link.Username)
-	if err != nil {
+	if errors.Is(err, storage.ErrNotFound) {
 		return fosite.ErrInvalidGrant.WithHint("The person no longer exists.")
+	} else if err != nil {
+		return fosite.ErrTemporarilyUnavailable.WithWrap(err).WithDebug(err.Error())
 	}
+	_, err, _ = s.upstreamChecks.Do(up.cfg.ID+"\x00"+link.Subject, func() (any, error) {
+		// Not the request's context: the callers sharing this call must
+		// not fail because the first one went away.
+		return nil, s.askUpstream(context.WithoutCancel(ctx), up, cs, link, user)
+	})
+	return err
+}
+
+// askUpstream is one refresh check of link's person at up.
+func (s *Server) askUpstream(ctx context.Context, up *upstream, cs storage.Connectors, link *storage.Link, user *storage.User) error {
 	got, err := up.refresher.Refresh(ctx, connector.Identity{Subject: link.Subject, Username: user.Username, Email: user.Email,
 		EmailVerified: user.EmailVerified, Name: user.Name, Groups: user.Groups, Data: link.Data})
 	var denied *connector.ErrDenied
