@@ -13,6 +13,8 @@ import (
 	jose "github.com/go-jose/go-jose/v3"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2"
+
+	"github.com/latchauth/latch/connector/oauth2/githubtest"
 )
 
 // The application of the tests: a client of the downstream Latch whose
@@ -31,6 +33,7 @@ const (
 // it with several connectors.
 type env struct {
 	up, down *latch
+	github   *githubtest.Server
 }
 
 var connectorIDs = []string{"corp", "corp-link", "corp-eng", "corp-silent"}
@@ -51,7 +54,10 @@ users:
   - {username: dave, password: dave-password-0123, email: dave@corp.example, email_verified: true, groups: [eng]}
   - {username: erin, password: erin-password-0123, email: erin@corp.example, email_verified: true}
 `)
-	connectors := ""
+	github := githubtest.New(t)
+	connectors := `
+  - {id: github, type: oauth2, preset: github, name: GitHub, base_url: "` + github.URL + `",
+     client_id: ` + githubtest.ClientID + `, client_secret: ` + githubtest.ClientSecret + `}`
 	for _, c := range []struct{ id, name, extra string }{
 		{"corp", "Corp SSO", ""},
 		{"corp-link", "Corp SSO linked", "link_by_email: true"},
@@ -101,7 +107,7 @@ users:
 		"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"},
 		"scopes": []string{"openid", "profile", "email", "groups", "offline_access"},
 	}))
-	return &env{up: up, down: down}
+	return &env{up: up, down: down, github: github}
 }
 
 func (e *env) app() *oauth2.Config {
@@ -174,6 +180,23 @@ func TestFederation(t *testing.T) {
 		fresh, err := e.app().TokenSource(ctxT(t), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 		require.NoError(t, err)
 		require.NotEmpty(t, fresh.AccessToken)
+	})
+
+	t.Run("GitHub preset against the stand-in", func(t *testing.T) {
+		b, p, verifier := e.start(t)
+		p = b.throughPages(b.get(connectorLink(t, p, "GitHub")), "", "", "allow")
+		tok, claims := e.redeem(t, p, verifier)
+		require.Equal(t, "octocat", claims["sub"])
+		require.Equal(t, "octo@example.com", claims["email"])
+		require.Equal(t, []any{"acme:platform", "acme:sre"}, claims["groups"], "teams as org:team-slug")
+		require.Equal(t, []string{e.down.URL + "/login/github/callback"}, e.github.Redirects())
+		_, err := e.app().TokenSource(ctxT(t), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+		require.NoError(t, err, "GitHub still accepts the token")
+		e.github.RevokeAll()
+		_, err = e.app().TokenSource(ctxT(t), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+		var re *oauth2.RetrieveError
+		require.True(t, errors.As(err, &re), "got %v", err)
+		require.Equal(t, "invalid_grant", re.ErrorCode, "GitHub answers 401 for the kept token: the person is gone")
 	})
 
 	t.Run("login page lists every connector beside the password form", func(t *testing.T) {
@@ -316,10 +339,12 @@ func TestFederation(t *testing.T) {
 			Items []map[string]any `json:"items"`
 		}
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&list))
-		require.Len(t, list.Items, 4)
+		require.Len(t, list.Items, 5)
 		raw, _ := json.Marshal(list)
 		require.NotContains(t, string(raw), downSecret)
-		require.Equal(t, true, list.Items[0]["client_secret_set"])
+		for _, item := range list.Items {
+			require.Equal(t, true, item["client_secret_set"], "%v", item["id"])
+		}
 	})
 
 	for _, l := range []*latch{e.up, e.down} {
