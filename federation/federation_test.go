@@ -3,14 +3,17 @@ package federation_test
 import (
 	"encoding/json"
 	"errors"
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v3"
+	"github.com/pquerna/otp/totp"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/oauth2"
 
@@ -53,6 +56,7 @@ users:
   - {username: carol, password: carol-password-0123, email: carol@example.com, email_verified: false}
   - {username: dave, password: dave-password-0123, email: dave@corp.example, email_verified: true, groups: [eng]}
   - {username: erin, password: erin-password-0123, email: erin@corp.example, email_verified: true}
+  - {username: frank, password: frank-password-0123, email: frank@corp.example, email_verified: true}
 `)
 	github := githubtest.New(t)
 	connectors := `
@@ -98,8 +102,10 @@ users:
 	var redirects []string
 	for _, id := range connectorIDs {
 		uri := down.URL + "/login/" + id + "/callback"
-		require.Contains(t, down.stdout.String(), "connector "+id+" ", "serve names each connector")
-		require.Contains(t, down.stdout.String(), "redirect URI "+uri+"\n")
+		// Printed just after the issuer line that startLatch waits for.
+		require.Eventually(t, func() bool {
+			return strings.Contains(down.stdout.String(), "connector "+id+" ") && strings.Contains(down.stdout.String(), "redirect URI "+uri+"\n")
+		}, 10*time.Second, 10*time.Millisecond, "serve prints the redirect URI of %s:\n%s", id, down.stdout)
 		redirects = append(redirects, uri)
 	}
 	require.Equal(t, http.StatusCreated, up.admin(t, http.MethodPost, "/admin/clients", map[string]any{
@@ -197,6 +203,24 @@ func TestFederation(t *testing.T) {
 		var re *oauth2.RetrieveError
 		require.True(t, errors.As(err, &re), "got %v", err)
 		require.Equal(t, "invalid_grant", re.ErrorCode, "GitHub answers 401 for the kept token: the person is gone")
+	})
+
+	t.Run("local second factor after the upstream", func(t *testing.T) {
+		b, p, verifier := e.start(t, oauth2.SetAuthURLParam("acr_values", "urn:latch:acr:mfa"))
+		p = b.throughPages(b.get(connectorLink(t, p, "Corp SSO")), "frank", "frank-password-0123", "allow")
+		require.True(t, strings.HasPrefix(p.url.String(), e.down.URL+"/login/mfa"), "asked for a second factor here, got %s", p.url)
+		m := totpSecret.FindStringSubmatch(p.body)
+		require.NotNil(t, m, "the enrolment shows the TOTP key:\n%s", p.body)
+		code, err := totp.GenerateCode(m[1], time.Now())
+		require.NoError(t, err)
+		p = b.submit(p, "/login/mfa", url.Values{"code": {code}})
+		cont := continueLink.FindStringSubmatch(p.body)
+		require.NotNil(t, cont, "the recovery codes page goes on:\n%s", p.body)
+		p = b.throughPages(b.get(e.down.URL+html.UnescapeString(cont[1])), "", "", "allow")
+		_, claims := e.redeem(t, p, verifier)
+		require.Equal(t, "frank", claims["sub"])
+		require.Equal(t, []any{"fed", "otp", "mfa"}, claims["amr"])
+		require.Equal(t, "urn:latch:acr:mfa", claims["acr"])
 	})
 
 	t.Run("login page lists every connector beside the password form", func(t *testing.T) {
@@ -352,6 +376,11 @@ func TestFederation(t *testing.T) {
 		require.NotContains(t, l.stderr.String(), "panic")
 	}
 }
+
+var (
+	totpSecret   = regexp.MustCompile(`<code id="totp-secret">([A-Z2-7]+)</code>`)
+	continueLink = regexp.MustCompile(`<a class="btn btn-primary" href="([^"]+)">Continue</a>`)
+)
 
 // newestKID is the kid of the newest key of issuer's JWKS (Latch lists
 // the current key first).
