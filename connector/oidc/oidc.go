@@ -157,6 +157,10 @@ func (c *Connector) LoginURL(state, nonce, pkceVerifier string) (string, error) 
 // configured) to an Identity.
 func (c *Connector) HandleCallback(ctx context.Context, r *http.Request, nonce, pkceVerifier string) (connector.Identity, error) {
 	q := r.URL.Query()
+	if iss := q.Get("iss"); iss != "" && iss != c.cfg.Issuer {
+		// RFC 9207 §2.4: an answer naming another issuer is a mix-up.
+		return connector.Identity{}, fmt.Errorf("%w: the answer names the issuer %q", connector.ErrMisdirected, iss)
+	}
 	if code := q.Get("error"); code != "" {
 		return connector.Identity{}, &connector.UpstreamError{Code: code, Description: q.Get("error_description")}
 	}

@@ -89,6 +89,24 @@ func connectorTests() []subtest {
 			_, err = cs.GetLink(ctx, "corp", "s1")
 			requireNotFound(t, err, "link of a deleted user")
 		}},
+		{"Connectors/UsersByEmail", func(t *testing.T, s storage.Store) {
+			ctx, cs := context.Background(), connectorStore(t, s)
+			require.NoError(t, s.CreateUser(ctx, &storage.User{Username: "ann", Email: "Ann@Example.com"}))
+			require.NoError(t, s.CreateUser(ctx, &storage.User{Username: "ann2", Email: "ann@example.com"}))
+			require.NoError(t, s.CreateUser(ctx, &storage.User{Username: "bob", Email: "bob@example.com", EmailVerified: true}))
+			require.NoError(t, s.CreateUser(ctx, &storage.User{Username: "cid"}))
+			found, err := cs.UsersByEmail(ctx, "ANN@example.COM")
+			require.NoError(t, err)
+			require.Len(t, found, 2, "compared without case")
+			found, err = cs.UsersByEmail(ctx, "bob@example.com")
+			require.NoError(t, err)
+			require.Len(t, found, 1)
+			require.Equal(t, "bob", found[0].Username)
+			require.True(t, found[0].EmailVerified)
+			found, err = cs.UsersByEmail(ctx, "nobody@example.com")
+			require.NoError(t, err)
+			require.Empty(t, found)
+		}},
 		{"Connectors/CreateLinkedUserOnce", func(t *testing.T, s storage.Store) {
 			ctx, cs := context.Background(), connectorStore(t, s)
 			// Concurrent first sign-ins of one subject: exactly one
