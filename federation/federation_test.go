@@ -315,6 +315,21 @@ func TestFederation(t *testing.T) {
 		errorPage(t, p, http.StatusBadRequest, "does not belong to this sign-in")
 	})
 
+	t.Run("an answer naming another issuer (RFC 9207 mix-up)", func(t *testing.T) {
+		b, p, _ := e.start(t)
+		// The same browser, stopped before the upstream's answer arrives.
+		held := newBrowser(t, e.down.URL+"/login/corp/callback")
+		held.client.Jar = b.client.Jar
+		p = held.throughPages(held.get(connectorLink(t, p, "Corp SSO")), "erin", "erin-password-0123", "allow")
+		answer, err := url.Parse(p.header.Get("Location"))
+		require.NoError(t, err)
+		q := answer.Query()
+		require.Equal(t, e.up.URL, q.Get("iss"), "the upstream names itself")
+		q.Set("iss", "https://evil.example")
+		answer.RawQuery = q.Encode()
+		errorPage(t, b.get(answer.String()), http.StatusBadRequest, "does not belong to this sign-in")
+	})
+
 	t.Run("upstream key rotation", func(t *testing.T) {
 		before := upstreamSigningKID(t, e)
 		e.up.cli(t, "keys", "rotate")
