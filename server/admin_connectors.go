@@ -111,12 +111,7 @@ func (s *Server) handleAdminCreateConnector(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	s.log.InfoContext(r.Context(), "admin API: connector created", "connector", c.ID)
-	k, err := cs.GetConnector(r.Context(), c.ID)
-	if err != nil {
-		s.writeAdminError(w, r, connectorWhat(c.ID), err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, s.connectorOut(k))
+	writeJSON(w, http.StatusCreated, s.connectorOut(rec))
 }
 
 func (s *Server) handleAdminDeleteConnector(w http.ResponseWriter, r *http.Request) {

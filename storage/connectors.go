@@ -127,15 +127,7 @@ func (s *GormStore) ListConnectors(ctx context.Context) ([]*Connector, error) {
 	if err := s.reader(ctx).Order("id").Find(&rows).Error; err != nil {
 		return nil, translate(err)
 	}
-	out := make([]*Connector, 0, len(rows))
-	for i := range rows {
-		c, err := s.connector(&rows[i])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, nil
+	return fromRows(rows, s.connector)
 }
 
 // DeleteConnector removes the connector and its links (the local users
@@ -244,15 +236,7 @@ func (s *GormStore) ListUserLinks(ctx context.Context, username string) ([]*Link
 	if err := s.reader(ctx).Where("username = ?", username).Order("connector_id").Find(&rows).Error; err != nil {
 		return nil, translate(err)
 	}
-	out := make([]*Link, 0, len(rows))
-	for i := range rows {
-		l, err := s.link(&rows[i])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, l)
-	}
-	return out, nil
+	return fromRows(rows, s.link)
 }
 
 // UsersByEmail returns the users whose email is email, compared without
@@ -262,13 +246,19 @@ func (s *GormStore) UsersByEmail(ctx context.Context, email string) ([]*User, er
 	if err := s.reader(ctx).Where("LOWER(email) = LOWER(?)", email).Order("username").Limit(2).Find(&rows).Error; err != nil {
 		return nil, translate(err)
 	}
-	out := make([]*User, 0, len(rows))
+	return fromRows(rows, (*userRow).user)
+}
+
+// fromRows turns the rows a query found into records, failing on the
+// first that does not convert (a value sealed under another secret).
+func fromRows[R, T any](rows []R, convert func(*R) (*T, error)) ([]*T, error) {
+	out := make([]*T, 0, len(rows))
 	for i := range rows {
-		u, err := rows[i].user()
+		v, err := convert(&rows[i])
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, u)
+		out = append(out, v)
 	}
 	return out, nil
 }
