@@ -190,7 +190,7 @@ func (s *Server) proceed(w http.ResponseWriter, r *http.Request, ar fosite.Autho
 			s.renderPendingError(w, r, err)
 			return
 		}
-		s.askSecondFactor(w, r, mfaPending{Username: user.Username, AMR: ls.AMR, Challenge: challenge})
+		s.askSecondFactor(w, r, mfaPending{Username: user.Username, AMR: ls.AMR, Challenge: challenge, Connector: ls.Connector})
 		return
 	}
 	client, _ := ar.GetClient().(*clients.Client)

@@ -71,7 +71,7 @@ func (s *Server) handleDevice(w http.ResponseWriter, r *http.Request) {
 		}
 		if need {
 			p := deviceReturn(code)
-			p.Username, p.AMR = user.Username, ls.AMR
+			p.Username, p.AMR, p.Connector = user.Username, ls.AMR, ls.Connector
 			s.askSecondFactor(w, r, p)
 			return
 		}
@@ -157,7 +157,9 @@ func (s *Server) deviceDecide(w http.ResponseWriter, r *http.Request, code strin
 		for _, aud := range ar.GetRequestedAudience() {
 			ar.GrantAudience(aud)
 		}
-		sess := s.userSession(ar, user, ls)
+		// A session from an upstream sign-in marks the device's grant
+		// too: its refreshes ask the upstream (upstream_refresh.go).
+		sess := viaConnector(s.userSession(ar, user, ls), ls.Connector)
 		if err = s.recordSessionClient(ctx, ls, req.GetClient()); err == nil {
 			err = s.store.ApproveDeviceCode(ctx, code, ar.GetGrantedScopes(), ar.GetGrantedAudience(), sess)
 		}
