@@ -18,9 +18,10 @@ func (e *UpstreamError) Error() string {
 	return "connector: the upstream answered " + e.Code + ": " + e.Description
 }
 
-// ErrMisdirected is a callback that does not belong to the attempt: a
-// wrong nonce, an ID token for another client. The person is shown the
-// generic "did not succeed" page; the log says which check failed.
+// ErrMisdirected is an answer that does not belong to the attempt: a
+// wrong nonce, another issuer (RFC 9207 iss), a userinfo or refreshed ID
+// token of another person. The person is told the answer does not belong
+// to their sign-in; the log says which check failed.
 var ErrMisdirected = errors.New("connector: the upstream's answer does not belong to this sign-in")
 
 // maxUpstreamBody caps what Latch reads of any upstream answer (discovery,
