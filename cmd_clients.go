@@ -340,12 +340,21 @@ func printClient(w io.Writer, cl *clients.Client) error {
 		{"dpop_bound_access_tokens", strconv.FormatBool(cl.DPoPBoundAccessTokens)},
 		{"backchannel_logout_uri", orDash(cl.BackchannelLogoutURI)},
 		{"backchannel_needs_sid", strconv.FormatBool(cl.BackchannelLogoutSessionRequired)},
+		{"token_exchange", tokenExchangeSummary(cl.TokenExchange)},
 		{"created_at", stamp(cl.CreatedAt)},
 		{"updated_at", stamp(cl.UpdatedAt)},
 	} {
 		fmt.Fprintf(tw, "%s\t%s\n", row[0], row[1])
 	}
 	return tw.Flush()
+}
+
+// tokenExchangeSummary is the token exchange policy on one line.
+func tokenExchangeSummary(te *clients.TokenExchangePolicy) string {
+	if te == nil {
+		return "-"
+	}
+	return fmt.Sprintf("audiences=%s impersonation=%t refresh_tokens=%t", joined(te.Audiences), te.Impersonation, te.RefreshTokens)
 }
 
 func joined(list []string) string { return orDash(strings.Join(list, " ")) }

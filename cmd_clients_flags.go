@@ -28,6 +28,10 @@ type clientFlags struct {
 	signedReq   bool
 	dpopBound   bool
 	bcSession   bool
+
+	// The token exchange policy (RFC 8693).
+	xchgAudiences                  []string
+	xchgImpersonation, xchgRefresh bool
 }
 
 func (o *clientFlags) add(cmd *cobra.Command) {
@@ -48,11 +52,14 @@ func (o *clientFlags) add(cmd *cobra.Command) {
 	fs.BoolVar(&o.dpopBound, "dpop-bound-access-tokens", false, "refuse token requests without a DPoP proof (RFC 9449)")
 	fs.StringVar(&o.backchannelURI, "backchannel-logout-uri", "", `URL that receives a logout_token when a sign-in the client took part in ends (OIDC Back-Channel Logout); "" clears it`)
 	fs.BoolVar(&o.bcSession, "backchannel-logout-session-required", false, "the client needs sid in its logout tokens (Latch always sends it)")
+	fs.StringArrayVar(&o.xchgAudiences, "token-exchange-audience", nil, "audience the client may request by token exchange (repeatable; RFC 8693)")
+	fs.BoolVar(&o.xchgImpersonation, "token-exchange-impersonation", false, "allow token exchange without an actor_token (impersonation)")
+	fs.BoolVar(&o.xchgRefresh, "token-exchange-refresh-tokens", false, "allow token exchange for a refresh token")
 }
 
 var grantNames = []string{
 	clients.GrantAuthorizationCode, clients.GrantRefreshToken, clients.GrantClientCredentials,
-	clients.GrantDeviceCode, clients.GrantJWTBearer, clients.GrantPassword,
+	clients.GrantDeviceCode, clients.GrantJWTBearer, clients.GrantPassword, clients.GrantTokenExchange,
 }
 
 // apply copies the flags given on the command line into cl; the others
@@ -117,7 +124,41 @@ func (o *clientFlags) apply(cmd *cobra.Command, cl *clients.Client) error {
 	if changed("backchannel-logout-session-required") {
 		cl.BackchannelLogoutSessionRequired = o.bcSession
 	}
+	o.applyTokenExchange(cmd, cl)
 	return nil
+}
+
+// applyTokenExchange keeps the token exchange policy in step with the
+// grant: a client given the grant gets a policy (empty until flags fill
+// it), one whose grants no longer list it loses its policy, and the
+// policy flags change only what they name.
+func (o *clientFlags) applyTokenExchange(cmd *cobra.Command, cl *clients.Client) {
+	changed := cmd.Flags().Changed
+	listed := slices.Contains(cl.GrantTypes, clients.GrantTokenExchange)
+	if !listed && changed("grant-type") {
+		cl.TokenExchange = nil
+	}
+	if listed && cl.TokenExchange == nil {
+		cl.TokenExchange = &clients.TokenExchangePolicy{Audiences: []string{}}
+	}
+	if cl.TokenExchange == nil {
+		if changed("token-exchange-audience") || changed("token-exchange-impersonation") || changed("token-exchange-refresh-tokens") {
+			// Validation names the missing grant.
+			cl.TokenExchange = &clients.TokenExchangePolicy{Audiences: []string{}}
+		} else {
+			return
+		}
+	}
+	te := cl.TokenExchange
+	if changed("token-exchange-audience") {
+		te.Audiences = slices.DeleteFunc(slices.Clone(o.xchgAudiences), func(s string) bool { return s == "" })
+	}
+	if changed("token-exchange-impersonation") {
+		te.Impersonation = o.xchgImpersonation
+	}
+	if changed("token-exchange-refresh-tokens") {
+		te.RefreshTokens = o.xchgRefresh
+	}
 }
 
 // readJWKS reads a key set of public keys; "" clears it.

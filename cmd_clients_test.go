@@ -425,3 +425,32 @@ func TestClientsSharedDatabaseWithServe(t *testing.T) {
 		}
 	})
 }
+
+// The token exchange policy follows its grant: given with it, kept and
+// changed by the policy flags, refused without it, dropped with it.
+func TestClientsTokenExchangePolicy(t *testing.T) {
+	env := cliDB(t)
+	mustLatch(t, env, "", "clients", "create", "--id", "gw", "--grant-type", clients.GrantTokenExchange,
+		"--token-exchange-audience", "https://api.example.com", "--token-exchange-audience", "https://billing.example.com")
+	got := getClientJSON(t, env, "gw")
+	if fmt.Sprint(got["token_exchange"]) != "map[audiences:[https://api.example.com https://billing.example.com]]" {
+		t.Fatalf("token_exchange after create: %v", got["token_exchange"])
+	}
+	mustLatch(t, env, "", "clients", "update", "gw", "--token-exchange-impersonation", "--token-exchange-refresh-tokens")
+	got = getClientJSON(t, env, "gw")
+	if fmt.Sprint(got["token_exchange"]) != "map[audiences:[https://api.example.com https://billing.example.com] impersonation:true refresh_tokens:true]" {
+		t.Fatalf("token_exchange after update: %v", got["token_exchange"])
+	}
+	if out := mustLatch(t, env, "", "clients", "get", "gw"); !strings.Contains(out, "impersonation=true refresh_tokens=true") {
+		t.Fatalf("clients get does not show the policy:\n%s", out)
+	}
+	// The policy alone, without the grant, is refused and names the field.
+	if _, _, err := latch(t, env, "", "clients", "create", "--id", "other", "--token-exchange-impersonation"); err == nil ||
+		!strings.Contains(err.Error(), "token_exchange: is set but grant_types does not list") {
+		t.Fatalf("a policy without the grant: %v", err)
+	}
+	mustLatch(t, env, "", "clients", "update", "gw", "--grant-type", clients.GrantClientCredentials)
+	if got := getClientJSON(t, env, "gw"); got["token_exchange"] != nil {
+		t.Fatalf("token_exchange kept after the grant was removed: %v", got["token_exchange"])
+	}
+}

@@ -32,6 +32,7 @@ const (
 	GrantDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
 	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 	GrantPassword          = "password"
+	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // Client is a registered OAuth 2.0 client. SecretHash never holds a clear
@@ -85,9 +86,28 @@ type Client struct {
 	// BackchannelLogoutSessionRequired says the client needs sid in its
 	// logout tokens (and ID tokens); Latch always sends it, so this only
 	// records what the client registered.
-	BackchannelLogoutSessionRequired bool      `json:"backchannel_logout_session_required,omitempty"`
-	CreatedAt                        time.Time `json:"created_at"`
-	UpdatedAt                        time.Time `json:"updated_at"`
+	BackchannelLogoutSessionRequired bool `json:"backchannel_logout_session_required,omitempty"`
+	// TokenExchange is what the client may do with the token exchange
+	// grant (RFC 8693); set exactly when GrantTypes lists it.
+	TokenExchange *TokenExchangePolicy `json:"token_exchange,omitempty"`
+	CreatedAt     time.Time            `json:"created_at"`
+	UpdatedAt     time.Time            `json:"updated_at"`
+}
+
+// TokenExchangePolicy bounds a client's token exchanges (RFC 8693 leaves
+// the policy to the server, §2.1 and §5).
+type TokenExchangePolicy struct {
+	// Audiences are the targets (audience or resource values) the client
+	// may ask an exchanged token for; a token for anything else is
+	// invalid_target.
+	Audiences []string `json:"audiences"`
+	// Impersonation allows an exchange without an actor_token: the new
+	// token is the subject's alone, with no trace of the client acting.
+	// Without it the client may only delegate (the token carries act).
+	Impersonation bool `json:"impersonation,omitempty"`
+	// RefreshTokens allows requested_token_type refresh_token: a
+	// long-lived credential, so never by default.
+	RefreshTokens bool `json:"refresh_tokens,omitempty"`
 }
 
 var (
@@ -111,6 +131,11 @@ func (c *Client) Clone() *Client {
 		if *s != nil {
 			*s = append([]string{}, *s...)
 		}
+	}
+	if c.TokenExchange != nil {
+		te := *c.TokenExchange
+		te.Audiences = append([]string{}, te.Audiences...)
+		cp.TokenExchange = &te
 	}
 	return &cp
 }

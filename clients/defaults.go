@@ -20,4 +20,7 @@ func Defaults(c *Client) {
 			*l = []string{}
 		}
 	}
+	if c.TokenExchange != nil && c.TokenExchange.Audiences == nil {
+		c.TokenExchange.Audiences = []string{}
+	}
 }

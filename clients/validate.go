@@ -10,7 +10,7 @@ import (
 	"unicode"
 )
 
-var knownGrants = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode, GrantJWTBearer, GrantPassword}
+var knownGrants = []string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantDeviceCode, GrantJWTBearer, GrantPassword, GrantTokenExchange}
 
 var knownAuthMethods = []string{AuthMethodBasic, AuthMethodPost, AuthMethodSecretJWT, AuthMethodNone, AuthMethodPrivateKey}
 
@@ -166,8 +166,54 @@ func (rules Rules) Validate(c *Client) error {
 	if !(c.RateLimit >= 0) || math.IsInf(c.RateLimit, 0) {
 		bad("rate_limit", "must be a number >= 0 (0 is unlimited), got %v", c.RateLimit)
 	}
+	errs = append(errs, tokenExchangeProblems(c)...)
 	if len(errs) == 0 {
 		return nil
+	}
+	return errs
+}
+
+// MaxTokenExchangeAudiences caps a token exchange policy's audiences:
+// each exchange compares its targets with them.
+const MaxTokenExchangeAudiences = 100
+
+// tokenExchangeProblems checks the token exchange policy (RFC 8693): the
+// grant needs a policy and a confidential client (an exchange turns one
+// token into another, which only a client that proves who it is may
+// ask), and a policy without the grant would be dead configuration that
+// reads as if it did something.
+func tokenExchangeProblems(c *Client) ValidationError {
+	var errs ValidationError
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
+	listed := slices.Contains(c.GrantTypes, GrantTokenExchange)
+	te := c.TokenExchange
+	switch {
+	case listed && te == nil:
+		bad("token_exchange", "must be set when grant_types lists %s (audiences the client may request, impersonation)", GrantTokenExchange)
+	case !listed && te != nil:
+		bad("token_exchange", "is set but grant_types does not list %s", GrantTokenExchange)
+	}
+	if listed && c.GetTokenEndpointAuthMethod() == AuthMethodNone {
+		bad("grant_types", "%s needs a confidential client, not token_endpoint_auth_method none", GrantTokenExchange)
+	}
+	if te == nil {
+		return errs
+	}
+	if len(te.Audiences) > MaxTokenExchangeAudiences {
+		bad("token_exchange.audiences", "must list at most %d audiences, got %d", MaxTokenExchangeAudiences, len(te.Audiences))
+	}
+	seen := map[string]bool{}
+	for i, a := range te.Audiences {
+		field := fmt.Sprintf("token_exchange.audiences[%d]", i)
+		switch {
+		case a == "" || strings.ContainsAny(a, " \t\r\n") || len(a) > 2048:
+			bad(field, "must be non-empty, without spaces and at most 2048 characters, got %q", a)
+		case seen[a]:
+			bad(field, "%q is listed twice", a)
+		}
+		seen[a] = true
 	}
 	return errs
 }

@@ -181,6 +181,16 @@ type Client struct {
 	// registered wish for sid, which Latch always sends.
 	BackchannelLogoutURI             string `yaml:"backchannel_logout_uri"`
 	BackchannelLogoutSessionRequired bool   `yaml:"backchannel_logout_session_required"`
+	// TokenExchange is the client's RFC 8693 policy; required when
+	// grant_types lists the token exchange grant.
+	TokenExchange *TokenExchange `yaml:"token_exchange"`
+}
+
+// TokenExchange is a client's token exchange policy (RFC 8693).
+type TokenExchange struct {
+	Audiences     []string `yaml:"audiences"`      // targets the client may request
+	Impersonation bool     `yaml:"impersonation"`  // exchange without an actor_token
+	RefreshTokens bool     `yaml:"refresh_tokens"` // requested_token_type refresh_token
 }
 
 // User is a user declared in the file and upserted at start-up. Exactly one

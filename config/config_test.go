@@ -256,6 +256,8 @@ func TestParseErrors(t *testing.T) {
 			[]string{`config.yaml line 4: unknown key "secrett" (in clients[1])`}},
 		{"unknown key in a trusted issuer", "trusted_issuers:\n  - issuer: https://x\n    jwks_files: a\n",
 			[]string{`config.yaml line 3: unknown key "jwks_files" (in trusted_issuers[0])`}},
+		{"unknown key in a token exchange policy", "clients:\n  - id: a\n    token_exchange:\n      audience: [x]\n",
+			[]string{`config.yaml line 4: unknown key "audience" (in clients[0].token_exchange)`}},
 		{"unknown key in a user", "users:\n  - username: a\n    mail: a@b\n",
 			[]string{`config.yaml line 3: unknown key "mail" (in users[0])`}},
 		{"several unknown keys at once", "foo: 1\ntls:\n  cert: x\n",

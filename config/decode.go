@@ -155,9 +155,16 @@ func got(tag, value string) string {
 // decode into by itself; these plain twins have no methods, so decoding them
 // does not recurse.
 type (
-	plainClient Client
-	plainIssuer TrustedIssuer
+	plainClient        Client
+	plainIssuer        TrustedIssuer
+	plainTokenExchange TokenExchange
 )
+
+// UnmarshalYAML decodes a token exchange policy strictly: a nested
+// mapping is decoded by Node.Decode, which would let a misspelt key pass.
+func (t *TokenExchange) UnmarshalYAML(n *yaml.Node) error {
+	return decodeWithJWKS(n, (*plainTokenExchange)(t), nil)
+}
 
 // UnmarshalYAML decodes a client strictly, converting jwks to JSON.
 func (c *Client) UnmarshalYAML(n *yaml.Node) error {
@@ -180,7 +187,7 @@ func (t TrustedIssuer) MarshalYAML() (any, error) {
 }
 
 // decodeWithJWKS decodes the mapping n into out, converting the value of its
-// jwks key to JSON. Node.Decode ignores the decoder's KnownFields setting, so
+// jwks key to JSON (nil jwks: out has no such key). Node.Decode ignores the decoder's KnownFields setting, so
 // unknown keys are checked here, in yaml.v3's own words for explain to reword.
 func decodeWithJWKS(n *yaml.Node, out any, jwks *json.RawMessage) error {
 	if n.Kind != yaml.MappingNode {
@@ -201,9 +208,9 @@ func decodeWithJWKS(n *yaml.Node, out any, jwks *json.RawMessage) error {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		switch {
-		case k.Value == "jwks" && jwksLine != 0:
+		case k.Value == "jwks" && jwks != nil && jwksLine != 0:
 			errs = append(errs, fmt.Sprintf("line %d: mapping key \"jwks\" already defined at line %d", k.Line, jwksLine))
-		case k.Value == "jwks":
+		case k.Value == "jwks" && jwks != nil:
 			jwksLine = k.Line
 			var err error
 			if raw, err = yamlToJSON(v); err != nil {
@@ -225,7 +232,9 @@ func decodeWithJWKS(n *yaml.Node, out any, jwks *json.RawMessage) error {
 	if len(errs) > 0 {
 		return &yaml.TypeError{Errors: errs}
 	}
-	*jwks = raw
+	if jwks != nil {
+		*jwks = raw
+	}
 	return nil
 }
 

@@ -47,6 +47,9 @@ func (c Client) Model() (*clients.Client, error) {
 		BackchannelLogoutURI:             c.BackchannelLogoutURI,
 		BackchannelLogoutSessionRequired: c.BackchannelLogoutSessionRequired,
 	}
+	if te := c.TokenExchange; te != nil {
+		m.TokenExchange = &clients.TokenExchangePolicy{Audiences: te.Audiences, Impersonation: te.Impersonation, RefreshTokens: te.RefreshTokens}
+	}
 	clients.Defaults(m)
 	if len(c.JWKS) > 0 && string(c.JWKS) != "null" {
 		m.JWKS = new(jose.JSONWebKeySet)

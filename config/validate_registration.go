@@ -31,6 +31,8 @@ func (p *problems) registrationLists(key string, scopes, grants []string) {
 		switch {
 		case g == clients.GrantPassword:
 			p.add(fmt.Sprintf("%s.allowed_grant_types[%d]", key, i), "the password grant is never open to registration; create such a client with the CLI or the admin API")
+		case g == clients.GrantTokenExchange:
+			p.add(fmt.Sprintf("%s.allowed_grant_types[%d]", key, i), "token exchange is never open to registration (it needs a token_exchange policy); create such a client with the CLI or the admin API")
 		case !clients.IsKnownGrant(g):
 			p.add(fmt.Sprintf("%s.allowed_grant_types[%d]", key, i), "unknown grant type %q", g)
 		}

@@ -32,6 +32,10 @@ func TestValidateValid(t *testing.T) {
 		{"token endpoint only client", func(f *File) { f.Clients[2].ResponseTypes = []string{} }},
 		{"default auth method", func(f *File) { f.Clients[0].TokenEndpointAuthMethod = "" }},
 		{"no lists", func(f *File) { f.Clients, f.Users, f.TrustedIssuers = nil, nil, nil }},
+		{"token exchange with a policy", func(f *File) {
+			f.Clients[0].GrantTypes = append(f.Clients[0].GrantTypes, "urn:ietf:params:oauth:grant-type:token-exchange")
+			f.Clients[0].TokenExchange = &TokenExchange{Audiences: []string{"https://api.example.com"}}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,6 +122,25 @@ func TestValidateRules(t *testing.T) {
 		{"redirect fragment", func(f *File) { f.Clients[0].RedirectURIs = []string{"https://app/cb#x"} }, "clients[0].redirect_uris[0]: must not have a fragment"},
 		{"redirect javascript", func(f *File) { f.Clients[0].RedirectURIs = []string{"javascript:alert(1)"} }, "clients[0].redirect_uris[0]: must not use the javascript: scheme"},
 		{"redirect http to a remote host", func(f *File) { f.Clients[0].RedirectURIs = []string{"http://app.example.com/cb"} }, "clients[0].redirect_uris[0]: must use https"},
+		{"token exchange without a policy", func(f *File) {
+			f.Clients[0].GrantTypes = append(f.Clients[0].GrantTypes, "urn:ietf:params:oauth:grant-type:token-exchange")
+		}, "clients[0].token_exchange: must be set when grant_types lists"},
+		{"token exchange policy without the grant", func(f *File) { f.Clients[0].TokenExchange = &TokenExchange{Impersonation: true} }, "clients[0].token_exchange: is set but grant_types does not list"},
+		{"token exchange for a public client", func(f *File) {
+			f.Clients[1].GrantTypes = append(f.Clients[1].GrantTypes, "urn:ietf:params:oauth:grant-type:token-exchange")
+			f.Clients[1].TokenExchange = &TokenExchange{}
+		}, "clients[1].grant_types: urn:ietf:params:oauth:grant-type:token-exchange needs a confidential client"},
+		{"token exchange audience with a space", func(f *File) {
+			f.Clients[0].GrantTypes = append(f.Clients[0].GrantTypes, "urn:ietf:params:oauth:grant-type:token-exchange")
+			f.Clients[0].TokenExchange = &TokenExchange{Audiences: []string{"a b"}}
+		}, "clients[0].token_exchange.audiences[0]: must be non-empty"},
+		{"token exchange audience twice", func(f *File) {
+			f.Clients[0].GrantTypes = append(f.Clients[0].GrantTypes, "urn:ietf:params:oauth:grant-type:token-exchange")
+			f.Clients[0].TokenExchange = &TokenExchange{Audiences: []string{"a", "a"}}
+		}, `clients[0].token_exchange.audiences[1]: "a" is listed twice`},
+		{"registration token exchange grant", func(f *File) {
+			f.Registration.AllowedGrantTypes = []string{"urn:ietf:params:oauth:grant-type:token-exchange"}
+		}, "registration.allowed_grant_types[0]: token exchange is never open"},
 		{"registration password grant", func(f *File) { f.Registration.AllowedGrantTypes = []string{"password"} }, "registration.allowed_grant_types[0]: the password grant is never open"},
 		{"registration unknown grant", func(f *File) { f.Registration.InitialAccessPolicy.AllowedGrantTypes = []string{"implicit"} }, "registration.initial_access_policy.allowed_grant_types[0]: unknown grant type"},
 		{"registration scope with a space", func(f *File) { f.Registration.AllowedScopes = []string{"a b"} }, "registration.allowed_scopes[0]: must be a scope token"},

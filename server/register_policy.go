@@ -90,7 +90,9 @@ func (p *RegistrationPolicy) defaultScopes(name string) []string {
 
 // check reports every grant type and scope of c beyond the named policy.
 // The password grant is never open to registration, whatever a policy
-// lists: it hands a user's password to the client.
+// lists: it hands a user's password to the client; nor is token exchange,
+// whose per-client policy (audiences, impersonation) RFC 7591 has no
+// metadata for and only an administrator may grant.
 func (p *RegistrationPolicy) check(c *clients.Client, name string) clients.ValidationError {
 	scopes, grants := p.lists(name)
 	var problems clients.ValidationError
@@ -99,6 +101,8 @@ func (p *RegistrationPolicy) check(c *clients.Client, name string) clients.Valid
 		switch {
 		case g == clients.GrantPassword:
 			problems = append(problems, clients.FieldError{Field: field, Reason: "the password grant is not open to registration; ask an administrator"})
+		case g == clients.GrantTokenExchange:
+			problems = append(problems, clients.FieldError{Field: field, Reason: "token exchange is not open to registration; ask an administrator"})
 		case !slices.Contains(grants, g):
 			problems = append(problems, clients.FieldError{Field: field,
 				Reason: fmt.Sprintf("%q is not allowed by the registration policy (allowed: %s)", g, strings.Join(grants, " "))})
