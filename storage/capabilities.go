@@ -45,6 +45,14 @@ type SeedMemos interface {
 	SetSeedMemo(ctx context.Context, name, memo string) error
 }
 
+// ExchangedGrants ties the grant of a token issued by a token exchange
+// (RFC 8693) to the grant of its subject token, so that revoking that
+// grant revokes the exchanged one too (exchange.go).
+type ExchangedGrants interface {
+	LinkExchangedGrant(ctx context.Context, requestID, parentID string, expiresAt time.Time) error
+	ExchangedFrom(ctx context.Context, requestID string) ([]string, error)
+}
+
 // PoolStats exposes the write pool, for its statistics (the metrics
 // endpoint).
 type PoolStats interface {
@@ -99,4 +107,5 @@ var (
 	_ PoolStats          = (*GormStore)(nil)
 	_ SeedMemos          = (*GormStore)(nil)
 	_ RateLimited        = (*clients.Client)(nil)
+	_ ExchangedGrants    = (*GormStore)(nil)
 )

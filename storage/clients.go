@@ -202,6 +202,22 @@ func (s *GormStore) ListClientsPage(ctx context.Context, after string, limit int
 func (s *GormStore) DeleteClient(ctx context.Context, id string) error {
 	defer s.clients.invalidate()
 	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
+		// The client's own tokens go with it (ON DELETE CASCADE); those
+		// other clients exchanged from its grants are revoked first, while
+		// its grants can still be found.
+		grants := map[string]bool{}
+		for _, table := range []string{tableAccess, tableRefresh} {
+			var ids []string
+			if err := tx.Table(table).Where("client_id = ?", id).Distinct().Pluck("request_id", &ids).Error; err != nil {
+				return translate(err)
+			}
+			for _, g := range ids {
+				grants[g] = true
+			}
+		}
+		if err := revokeExchangedFrom(tx, grants); err != nil {
+			return err
+		}
 		return matched(tx.Where("id = ?", id).Delete(&clientRow{}))
 	})
 }

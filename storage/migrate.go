@@ -199,6 +199,17 @@ func migrations() []migration {
 			`CREATE INDEX webauthn_ceremonies_address_idx ON webauthn_ceremonies (address_key, expires_at)`,
 			`CREATE INDEX webauthn_ceremonies_expires_at_idx ON webauthn_ceremonies (expires_at)`,
 		}},
+		// RFC 8693: which grant was exchanged from which (exchange.go).
+		{version: 17, name: "token exchange lineage", sql: []string{
+			`CREATE TABLE ` + tableExchanged + ` (
+				request_id          VARCHAR(64) NOT NULL,
+				ancestor_request_id VARCHAR(64) NOT NULL,
+				expires_at          {{ts}} NOT NULL,
+				PRIMARY KEY (request_id, ancestor_request_id)
+			)`,
+			`CREATE INDEX ` + tableExchanged + `_ancestor_idx ON ` + tableExchanged + ` (ancestor_request_id)`,
+			`CREATE INDEX ` + tableExchanged + `_expires_at_idx ON ` + tableExchanged + ` (expires_at)`,
+		}},
 		// OIDC Back-Channel Logout 1.0 (backchannel.go): the clients each
 		// login session took part in (by the session's stored handle; no
 		// foreign key, so that recording one never fails on a session

@@ -34,8 +34,8 @@ func hotWrites() []string {
 }
 
 const (
-	revokeRefreshSQL = `UPDATE ` + tableRefresh + ` SET active = ? WHERE request_id = ? AND active = ?`
-	revokeAccessSQL  = `DELETE FROM ` + tableAccess + ` WHERE request_id = ?`
+	revokeRefreshSQL = `UPDATE ` + tableRefresh + ` SET active = ? WHERE ` + exchangedFromSQL + ` AND active = ?`
+	revokeAccessSQL  = `DELETE FROM ` + tableAccess + ` WHERE ` + exchangedFromSQL
 )
 
 // preparedWrites maps each query of hotWrites to its statement on the

@@ -209,21 +209,23 @@ func (s *GormStore) rotationRefusal(tx *gorm.DB, requestID, signature string, no
 }
 
 // RevokeRefreshToken deactivates every refresh token of the grant, the
-// whole rotation chain (all its tokens share the request ID). Only rows
+// whole rotation chain (all its tokens share the request ID), and of every
+// grant exchanged from it (exchange.go). Only rows
 // still active are touched: concurrent uses of one leaked token each
 // revoke the grant, and on PostgreSQL revocations that locked the same
 // rows in different orders deadlocked; the chain's inactive tokens need
 // no lock.
 func (s *GormStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
 	return s.write(ctx, false, func(tx *gorm.DB) error {
-		return s.exec(tx, revokeRefreshSQL, false, requestID, true)
+		return s.exec(tx, revokeRefreshSQL, false, requestID, requestID, true)
 	})
 }
 
-// RevokeAccessToken deletes every access token of the grant.
+// RevokeAccessToken deletes every access token of the grant and of every
+// grant exchanged from it.
 func (s *GormStore) RevokeAccessToken(ctx context.Context, requestID string) error {
 	return s.write(ctx, false, func(tx *gorm.DB) error {
-		return s.exec(tx, revokeAccessSQL, requestID)
+		return s.exec(tx, revokeAccessSQL, requestID, requestID)
 	})
 }
 
@@ -240,8 +242,9 @@ func (s *GormStore) RevokeSubjectTokens(ctx context.Context, subject string) (in
 // codes invalidated (so exchanging one later also revokes what it would
 // have issued), and so are device codes not yet redeemed (a device then
 // gets invalid_grant). Tokens issued from a device code are ordinary
-// access and refresh rows. It returns how many grants (request IDs) it
-// ended.
+// access and refresh rows; so are those of a token exchange, and every
+// grant exchanged from one of these grants ends too. It returns how many
+// grants (request IDs) it ended.
 func (s *GormStore) revokeWhere(ctx context.Context, cond string, args ...any) (int64, error) {
 	grants := map[string]bool{}
 	err := s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
@@ -257,6 +260,9 @@ func (s *GormStore) revokeWhere(ctx context.Context, cond string, args ...any) (
 			for _, id := range ids {
 				grants[id] = true
 			}
+		}
+		if err := revokeExchangedFrom(tx, grants); err != nil {
+			return err
 		}
 		for _, table := range []string{tableRefresh, tableCode, tableDevice} {
 			if err := tx.Table(table).Where(cond, args...).Where("active = ?", true).Update("active", false).Error; err != nil {
@@ -412,6 +418,7 @@ func cleanupTables() []cleanupTable {
 	}
 	return append(ts,
 		cleanupTable{"used_jtis", "jti_hash", "expires_at < ?"},
+		cleanupTable{tableExchanged, "request_id", "expires_at < ?"},
 		cleanupTable{"login_sessions", "id", "expires_at < ?"},
 		cleanupTable{tableThrottle, "counter_key", "expires_at < ?"},
 		cleanupTable{tableCeremonies, "id", "expires_at < ?"},

@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		factorTests(),
 		backchannelTests(),
 		connectorTests(),
+		exchangeTests(),
 	} {
 		all = append(all, group...)
 	}

@@ -1,0 +1,98 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Exchanged grants (RFC 8693). A token issued by a token exchange is a
+// grant of its own (its own request ID, its own client), so revoking it
+// never touches the grant it came from; but it came from that grant, so
+// revoking the subject token's grant revokes it too. The table below is
+// the closure of that relation: one row for each grant exchanged from
+// another and each of that one's ancestors, so a revocation finds every
+// grant derived from its grant, through chains of exchanges, with one
+// indexed lookup and no recursion. A row lives as long as the longest
+// lived token of its exchange; an exchange chain is at most
+// MaxExchangeDepth long, which bounds the rows one exchange writes.
+
+const tableExchanged = "exchanged_grants"
+
+// MaxExchangeDepth is how many exchanges deep a grant may be derived from
+// a grant that was not exchanged.
+const MaxExchangeDepth = 8
+
+// ErrExchangeTooDeep refuses an exchange from a grant already
+// MaxExchangeDepth exchanges deep.
+var ErrExchangeTooDeep = errors.New("storage: the grant is exchanged from too many others already")
+
+// LinkExchangedGrant records requestID as exchanged from parentID, and so
+// from every grant parentID was exchanged from, until expiresAt. It
+// answers ErrExchangeTooDeep when parentID is already MaxExchangeDepth
+// exchanges deep.
+func (s *GormStore) LinkExchangedGrant(ctx context.Context, requestID, parentID string, expiresAt time.Time) error {
+	exp := expiresAt.UTC()
+	return s.tx(ctx, func(_ context.Context, tx *gorm.DB) error {
+		var depth int64
+		if err := tx.Table(tableExchanged).Where("request_id = ?", parentID).Count(&depth).Error; err != nil {
+			return translate(err)
+		}
+		if depth >= MaxExchangeDepth {
+			return ErrExchangeTooDeep
+		}
+		if err := tx.Exec(`INSERT INTO `+tableExchanged+` (request_id, ancestor_request_id, expires_at)
+			SELECT ?, ancestor_request_id, ? FROM `+tableExchanged+` WHERE request_id = ?`, requestID, exp, parentID).Error; err != nil {
+			return translate(err)
+		}
+		return translate(tx.Exec(`INSERT INTO `+tableExchanged+` (request_id, ancestor_request_id, expires_at) VALUES (?, ?, ?)`,
+			requestID, parentID, exp).Error)
+	})
+}
+
+// ExchangedFrom lists the grants exchanged, directly or through a chain,
+// from requestID.
+func (s *GormStore) ExchangedFrom(ctx context.Context, requestID string) ([]string, error) {
+	var ids []string
+	err := s.reader(ctx).Table(tableExchanged).Where("ancestor_request_id = ?", requestID).Order("request_id").Pluck("request_id", &ids).Error
+	return ids, translate(err)
+}
+
+// exchangedFromSQL is the condition of the revocations (prepared.go): a
+// grant, and every grant exchanged from it.
+const exchangedFromSQL = `(request_id = ? OR request_id IN (SELECT request_id FROM ` + tableExchanged + ` WHERE ancestor_request_id = ?))`
+
+// revokeExchangedFrom ends, inside tx, every grant exchanged from one of
+// grants, and adds them to grants: access tokens deleted, refresh tokens
+// deactivated. revokeWhere calls it before it deletes the rows it
+// matches, since a grant is found by its tokens.
+func revokeExchangedFrom(tx *gorm.DB, grants map[string]bool) error {
+	ids := make([]string, 0, len(grants))
+	for id := range grants {
+		ids = append(ids, id)
+	}
+	const chunk = 500
+	for len(ids) > 0 {
+		n := min(chunk, len(ids))
+		var derived []string
+		if err := tx.Table(tableExchanged).Where("ancestor_request_id IN ?", ids[:n]).Distinct().Pluck("request_id", &derived).Error; err != nil {
+			return translate(err)
+		}
+		ids = ids[n:]
+		if len(derived) == 0 {
+			continue
+		}
+		for _, id := range derived {
+			grants[id] = true
+		}
+		if err := tx.Table(tableRefresh).Where("request_id IN ? AND active = ?", derived, true).Update("active", false).Error; err != nil {
+			return translate(err)
+		}
+		if err := tx.Exec(`DELETE FROM `+tableAccess+` WHERE request_id IN ?`, derived).Error; err != nil {
+			return translate(err)
+		}
+	}
+	return nil
+}
