@@ -15,7 +15,7 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	if alg == "" {
 		alg = "RS256"
 	}
-	scopes, password, err := s.supportedScopes(r.Context())
+	scopes, optIn, err := s.supportedScopes(r.Context())
 	if err != nil {
 		s.writeOAuthError(r.Context(), w, r, err)
 		return
@@ -71,9 +71,7 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	} else if len(ups) > 0 {
 		doc["acr_values_supported"] = []string{acrPassword, acrMFA, acrFederated}
 	}
-	if password {
-		doc["grant_types_supported"] = append(doc["grant_types_supported"].([]string), "password")
-	}
+	doc["grant_types_supported"] = append(doc["grant_types_supported"].([]string), optIn...)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "public, max-age=60")
 	_ = json.NewEncoder(w).Encode(doc)

@@ -27,6 +27,14 @@ type grantSession struct {
 	// signed in through: its refreshes ask that upstream again
 	// (upstream_refresh.go). Empty for a local sign-in.
 	Connector string `json:"connector,omitempty"`
+	// Act is the act claim of a token issued by a token exchange (RFC
+	// 8693 §4.1): who acts for the subject, nested for earlier actors.
+	// JWT access tokens, exchanged ID tokens and introspection show it.
+	Act map[string]any `json:"act,omitempty"`
+
+	// exchange is what a token exchange request decided, from its
+	// handler's check to its issuance (tokenexchange.go); never stored.
+	exchange *exchange
 }
 
 func newGrantSession() *grantSession {
@@ -43,7 +51,7 @@ func (g *grantSession) Clone() fosite.Session {
 	if g.DefaultSession != nil {
 		inner, _ = g.DefaultSession.Clone().(*openid.DefaultSession)
 	}
-	return &grantSession{DefaultSession: inner, DPoPJKT: g.DPoPJKT, RefreshJKT: g.RefreshJKT, Connector: g.Connector}
+	return &grantSession{DefaultSession: inner, DPoPJKT: g.DPoPJKT, RefreshJKT: g.RefreshJKT, Connector: g.Connector, Act: g.Act}
 }
 
 // oidcSession is the OpenID Connect session inside sess, whichever of the
@@ -56,6 +64,14 @@ func oidcSession(sess fosite.Session) (*openid.DefaultSession, bool) {
 		return s.DefaultSession, s != nil && s.DefaultSession != nil
 	}
 	return nil, false
+}
+
+// exchangeAct is the act claim of the token of sess, nil for none.
+func exchangeAct(sess fosite.Session) map[string]any {
+	if g, ok := sess.(*grantSession); ok && g != nil {
+		return g.Act
+	}
+	return nil
 }
 
 // dpopJKT is the thumbprint the token of sess is bound to, "" for none.

@@ -113,6 +113,9 @@ func (s *Server) introspection(tu fosite.TokenUse, ar fosite.AccessRequester) ma
 	if aud := ar.GetGrantedAudience(); len(aud) > 0 {
 		out["aud"] = []string(aud)
 	}
+	if act := exchangeAct(sess); act != nil {
+		out["act"] = act // RFC 8693 §4.1
+	}
 	if jkt := dpopJKT(sess); jkt != "" && tu == fosite.AccessToken {
 		// RFC 9449 §6.2: a resource server learns the binding here.
 		out["token_type"] = tokenTypeDPoP

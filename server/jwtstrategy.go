@@ -104,6 +104,13 @@ func (s *tokenStrategy) GenerateAccessToken(ctx context.Context, r fosite.Reques
 	if r.GetClient() == nil || s.accessTokenFormat(r.GetClient()) != formatJWT {
 		return s.CoreStrategy.GenerateAccessToken(ctx, r)
 	}
+	return s.generateJWT(ctx, r)
+}
+
+// generateJWT issues an RFC 9068 JWT access token for r, whatever the
+// client's format (a token exchange may ask for one by
+// requested_token_type).
+func (s *tokenStrategy) generateJWT(ctx context.Context, r fosite.Requester) (string, string, error) {
 	claims, err := s.accessTokenClaims(r)
 	if err != nil {
 		return "", "", err
@@ -160,6 +167,10 @@ func (s *tokenStrategy) accessTokenClaims(r fosite.Requester) (jwt.MapClaims, er
 	}
 	if at := authTime(sess); !at.IsZero() {
 		claims["auth_time"] = at.Unix()
+	}
+	if act := exchangeAct(sess); act != nil {
+		// RFC 8693 §4.1: who acts for the subject.
+		claims["act"] = act
 	}
 	// RFC 9068 §2.2.1: how the user signed in, as in the ID token.
 	if ds, ok := oidcSession(sess); ok && ds.Claims != nil && len(ds.Claims.AuthenticationMethodsReferences) > 0 {

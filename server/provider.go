@@ -98,7 +98,11 @@ func newProvider(cfg Config, signer jwt.Signer, formPost *template.Template, che
 	}
 	helper := &oauth2.HandleHelper{AccessTokenStrategy: strategy, AccessTokenStorage: store, Config: fc}
 	fc.TokenEndpointHandlers.Append(grantListed{&oauth2.ClientCredentialsGrantHandler{HandleHelper: helper, Config: fc}, "client_credentials"})
-	fc.TokenEndpointHandlers.Append(newJWTBearerGrant(store, helper, fc))
+	jwtBearer := newJWTBearerGrant(store, helper, fc)
+	fc.TokenEndpointHandlers.Append(jwtBearer)
+	// RFC 8693 token exchange (tokenexchange.go): fosite has no handler;
+	// trusted-issuer subject tokens pass the JWT bearer grant's checks.
+	fc.TokenEndpointHandlers.Append(newTokenExchangeGrant(store, strategy, signer, jwtBearer, fc, cfg.Issuer))
 	// RFC 6749 §4.3 for clients that list it (password.go).
 	// fosite's handler refuses a client that does not list it before it
 	// checks the password. (Not in grantListed: Append keeps one handler

@@ -28,7 +28,7 @@ const jwtBearerMaxLifetime = time.Hour
 // false) and list the grant, and its registration is a second bound on
 // scopes and audience. The trusted issuers, their keys and scopes, and the
 // used jti values are all in the Store.
-func newJWTBearerGrant(store storage.Store, helper *oauth2.HandleHelper, fc *fosite.Config) fosite.TokenEndpointHandler {
+func newJWTBearerGrant(store storage.Store, helper *oauth2.HandleHelper, fc *fosite.Config) jwtBearerGrant {
 	return jwtBearerGrant{&rfc7523.Handler{Storage: store, HandleHelper: helper, Config: fc}}
 }
 

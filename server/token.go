@@ -69,7 +69,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		s.writeOAuthError(ctx, w, r, err)
 		return
 	}
-	if proof != nil {
+	if proof != nil && strings.EqualFold(resp.GetTokenType(), "bearer") {
+		// Not an N_A token of a token exchange: no access token, no binding.
 		resp.SetTokenType(tokenTypeDPoP)
 	}
 	s.oauth.WriteAccessResponse(ctx, w, ar, resp)
