@@ -23,8 +23,8 @@ const scopesTTL = 5 * time.Second
 // computed, so an unauthenticated discovery request reads the clients at
 // most once every scopesTTL.
 type scopesCache struct {
-	mu       sync.Mutex
-	at       time.Time
+	mu     sync.Mutex
+	at     time.Time
 	list   []string
 	grants []string
 }
