@@ -104,6 +104,11 @@ func (g *tokenExchangeGrant) HandleTokenEndpointRequest(ctx context.Context, ar 
 	if err != nil {
 		return err
 	}
+	if form.Get("actor_token") == "" && !policy.Impersonation {
+		// Refused before any token is checked: a trusted issuer's JWT
+		// would spend its jti on a request bound to fail.
+		return fosite.ErrInvalidRequest.WithHint("The client may not impersonate: send an 'actor_token' for a delegation (token_exchange.impersonation is off for this client).")
+	}
 	subject, err := g.checkToken(ctx, client, "subject_token", form.Get("subject_token"), form.Get("subject_token_type"))
 	if err != nil {
 		return err
@@ -113,8 +118,6 @@ func (g *tokenExchangeGrant) HandleTokenEndpointRequest(ctx context.Context, ar 
 		if actor, err = g.checkToken(ctx, client, "actor_token", form.Get("actor_token"), form.Get("actor_token_type")); err != nil {
 			return err
 		}
-	} else if !policy.Impersonation {
-		return fosite.ErrInvalidRequest.WithHint("The client may not impersonate: send an 'actor_token' for a delegation (token_exchange.impersonation is off for this client).")
 	}
 	scopes, err := exchangeScopes(ctx, g.fc, ar.GetRequestedScopes(), client, subject.scopes)
 	if err != nil {
