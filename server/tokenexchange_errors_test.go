@@ -29,20 +29,7 @@ func TestTokenExchangeErrors(t *testing.T) {
 	dpopBound := dpopBoundToken(t, ts, "gateway")
 
 	ok := map[string]string{"subject_token": alice.Access, "subject_token_type": ttAccess, "actor_token": actor, "actor_token_type": ttAccess}
-	with := func(changes map[string]string) map[string]string {
-		out := map[string]string{}
-		for k, v := range ok {
-			out[k] = v
-		}
-		for k, v := range changes {
-			if v == "" {
-				delete(out, k)
-			} else {
-				out[k] = v
-			}
-		}
-		return out
-	}
+	with := func(changes map[string]string) map[string]string { return fieldsWith(ok, changes) }
 	tests := []struct {
 		name   string
 		fields map[string]string

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -70,6 +71,20 @@ func (ts *testServer) exchangeOK(t *testing.T, clientID string, fields map[strin
 	require.Equal(t, http.StatusOK, r.Status, "token exchange: %s", r.Body)
 	require.Contains(t, r.Header.Get("Cache-Control"), "no-store")
 	return r.json(t)
+}
+
+// fieldsWith is a copy of base with changes; an empty value removes a
+// field.
+func fieldsWith(base, changes map[string]string) map[string]string {
+	out := maps.Clone(base)
+	for k, v := range changes {
+		if v == "" {
+			delete(out, k)
+		} else {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // introspected is the introspection of an active token.
@@ -187,13 +202,7 @@ func TestTokenExchangeScopes(t *testing.T) {
 	alice := issueGrant(t, ts, "gateway", "read", "write", "openid")
 	actor := ts.clientCredentials(t, "gateway", "read")
 	base := map[string]string{"subject_token": alice.Access, "subject_token_type": ttAccess, "actor_token": actor, "actor_token_type": ttAccess}
-	with := func(k, v string) map[string]string {
-		m := map[string]string{k: v}
-		for bk, bv := range base {
-			m[bk] = bv
-		}
-		return m
-	}
+	with := func(k, v string) map[string]string { return fieldsWith(base, map[string]string{k: v}) }
 	requireError(t, ts.exchangeAs(t, "gateway", with("scope", "read offline_access")), http.StatusBadRequest, "invalid_scope")
 	requireError(t, ts.exchangeAs(t, "gateway", with("scope", "admin")), http.StatusBadRequest, "invalid_scope")
 	require.Equal(t, "read write openid", ts.exchangeOK(t, "gateway", base)["scope"])
@@ -242,16 +251,7 @@ func TestTokenExchangeRequestedTokenTypes(t *testing.T) {
 	alice := issueGrant(t, ts, "gateway", "read", "openid")
 	delegate := map[string]string{"subject_token": alice.Access, "subject_token_type": ttAccess,
 		"actor_token": ts.clientCredentials(t, "gateway", "read"), "actor_token_type": ttAccess}
-	with := func(extra map[string]string) map[string]string {
-		m := map[string]string{}
-		for k, v := range delegate {
-			m[k] = v
-		}
-		for k, v := range extra {
-			m[k] = v
-		}
-		return m
-	}
+	with := func(extra map[string]string) map[string]string { return fieldsWith(delegate, extra) }
 
 	t.Run("jwt", func(t *testing.T) {
 		out := ts.exchangeOK(t, "gateway", with(map[string]string{"requested_token_type": ttJWT, "audience": billingAPI}))
