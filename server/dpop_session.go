@@ -31,6 +31,10 @@ type grantSession struct {
 	// 8693 §4.1): who acts for the subject, nested for earlier actors.
 	// JWT access tokens, exchanged ID tokens and introspection show it.
 	Act map[string]any `json:"act,omitempty"`
+	// Exchanged marks a grant issued by a token exchange from another
+	// grant of Latch's: its refreshes keep it tied to that grant
+	// (keepRefreshScope).
+	Exchanged bool `json:"exchanged,omitempty"`
 
 	// exchange is what a token exchange request decided, from its
 	// handler's check to its issuance (tokenexchange.go); never stored.
@@ -51,7 +55,7 @@ func (g *grantSession) Clone() fosite.Session {
 	if g.DefaultSession != nil {
 		inner, _ = g.DefaultSession.Clone().(*openid.DefaultSession)
 	}
-	return &grantSession{DefaultSession: inner, DPoPJKT: g.DPoPJKT, RefreshJKT: g.RefreshJKT, Connector: g.Connector, Act: g.Act}
+	return &grantSession{DefaultSession: inner, DPoPJKT: g.DPoPJKT, RefreshJKT: g.RefreshJKT, Connector: g.Connector, Act: g.Act, Exchanged: g.Exchanged}
 }
 
 // oidcSession is the OpenID Connect session inside sess, whichever of the

@@ -248,6 +248,15 @@ type keepRefreshScope struct {
 func (keepRefreshScope) DeleteRefreshTokenSession(context.Context, string) error { return nil }
 
 func (k keepRefreshScope) CreateRefreshTokenSession(ctx context.Context, signature, accessSignature string, r fosite.Requester) error {
+	if g, ok := r.GetSession().(*grantSession); ok && g.Exchanged {
+		// A refreshed exchanged grant stays revocable with the grant it
+		// was exchanged from as long as its new refresh token lives.
+		if x, ok := k.Store.(storage.ExchangedGrants); ok {
+			if err := x.ExtendExchangedGrant(ctx, r.GetID(), g.GetExpiresAt(fosite.RefreshToken)); err != nil {
+				return err
+			}
+		}
+	}
 	if kept, ok := ctx.Value(refreshScopeKey{}).(*refreshScope); ok && kept.scopes != nil {
 		if req, ok := r.(*fosite.Request); ok {
 			cp := *req

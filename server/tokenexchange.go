@@ -265,6 +265,7 @@ func (g *tokenExchangeGrant) prepareSession(sess *grantSession, subject, actor *
 	}
 	inner.ExpiresAt = map[fosite.TokenType]time.Time{}
 	sess.DefaultSession, sess.DPoPJKT, sess.RefreshJKT = inner, "", ""
+	sess.Exchanged = subject.grantID != ""
 	sess.Act = subject.act
 	if actor != nil {
 		sess.Act = boundAct(actorClaim(actor, subject.act), 0)

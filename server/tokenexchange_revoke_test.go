@@ -90,6 +90,11 @@ func TestTokenExchangeRefreshToken(t *testing.T) {
 	require.Equal(t, "refresh_token", in["token_use"])
 	require.Equal(t, "alice", in["sub"])
 
+	// Refreshed, the exchanged grant stays tied to the subject's.
+	renewed := ts.refreshOK(t, "api", rt)
+	require.Equal(t, "alice", ts.introspected(t, renewed.Access)["sub"])
+
 	ts.post(t, "/oauth2/revoke", "form", map[string]string{"token": sub.Refresh}, ts.as("api"))
-	requireError(t, ts.refresh(t, "api", rt), http.StatusBadRequest, "invalid_grant")
+	require.False(t, ts.active(t, renewed.Access))
+	requireError(t, ts.refresh(t, "api", renewed.Refresh), http.StatusBadRequest, "invalid_grant")
 }

@@ -50,6 +50,7 @@ type SeedMemos interface {
 // grant revokes the exchanged one too (exchange.go).
 type ExchangedGrants interface {
 	LinkExchangedGrant(ctx context.Context, requestID, parentID string, expiresAt time.Time) error
+	ExtendExchangedGrant(ctx context.Context, requestID string, expiresAt time.Time) error
 	ExchangedFrom(ctx context.Context, requestID string) ([]string, error)
 }
 

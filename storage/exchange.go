@@ -52,6 +52,18 @@ func (s *GormStore) LinkExchangedGrant(ctx context.Context, requestID, parentID 
 	})
 }
 
+// ExtendExchangedGrant keeps the links of requestID, an exchanged grant,
+// until at least expiresAt: a refresh of an exchanged refresh token
+// outlives the exchange, and its grant must stay revocable with its
+// origin's as long as it lives.
+func (s *GormStore) ExtendExchangedGrant(ctx context.Context, requestID string, expiresAt time.Time) error {
+	exp := expiresAt.UTC()
+	return s.write(ctx, false, func(tx *gorm.DB) error {
+		return translate(tx.Exec(`UPDATE `+tableExchanged+` SET expires_at = ? WHERE request_id = ? AND expires_at < ?`,
+			exp, requestID, exp).Error)
+	})
+}
+
 // ExchangedFrom lists the grants exchanged, directly or through a chain,
 // from requestID.
 func (s *GormStore) ExchangedFrom(ctx context.Context, requestID string) ([]string, error) {

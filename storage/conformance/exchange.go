@@ -21,6 +21,7 @@ func exchangeTests() []subtest {
 		{"ExchangeDeleteClientCascades", testExchangeDeleteClientCascades},
 		{"ExchangeDepthBounded", testExchangeDepthBounded},
 		{"ExchangeLinksExpire", testExchangeLinksExpire},
+		{"ExchangeLinksExtended", testExchangeLinksExtended},
 	}
 }
 
@@ -119,4 +120,19 @@ func testExchangeLinksExpire(t *testing.T, s storage.Store) {
 	got, err := x.ExchangedFrom(ctx(t), "root")
 	require.NoError(t, err)
 	require.Equal(t, []string{"new"}, got)
+}
+
+// testExchangeLinksExtended: a refreshed exchanged grant keeps its links
+// (to every ancestor) as long as its new refresh token lives.
+func testExchangeLinksExtended(t *testing.T, s storage.Store) {
+	x := exchangeStore(t, s)
+	require.NoError(t, x.LinkExchangedGrant(ctx(t), "mid", "root", now().Add(time.Minute)))
+	require.NoError(t, x.LinkExchangedGrant(ctx(t), "leaf", "mid", now().Add(time.Minute)))
+	require.NoError(t, x.ExtendExchangedGrant(ctx(t), "leaf", now().Add(time.Hour)))
+	require.NoError(t, x.ExtendExchangedGrant(ctx(t), "leaf", now().Add(time.Second)), "never shortened")
+	_, err := s.DeleteExpired(ctx(t), now().Add(2*time.Minute))
+	require.NoError(t, err)
+	got, err := x.ExchangedFrom(ctx(t), "root")
+	require.NoError(t, err)
+	require.Equal(t, []string{"leaf"}, got, "leaf's links outlive mid's")
 }
