@@ -263,6 +263,16 @@ func TestTokenExchangeRequestedTokenTypes(t *testing.T) {
 		require.Equal(t, map[string]any{"sub": "gateway"}, claims["act"])
 		require.Equal(t, []any{billingAPI}, claims["aud"])
 		require.Equal(t, map[string]any{"sub": "gateway"}, ts.introspected(t, tok)["act"], "stored like any token")
+
+		// A JWT access token of Latch's is a subject token too, as either
+		// type; gateway is its client.
+		for _, typ := range []string{ttAccess, ttJWT} {
+			again := ts.exchangeOK(t, "gateway", map[string]string{"subject_token": tok, "subject_token_type": typ,
+				"actor_token": delegate["actor_token"], "actor_token_type": ttAccess, "audience": "api"})
+			got := ts.introspected(t, again["access_token"].(string))
+			require.Equal(t, "alice", got["sub"])
+			require.Equal(t, map[string]any{"sub": "gateway", "act": map[string]any{"sub": "gateway"}}, got["act"])
+		}
 	})
 	t.Run("id_token", func(t *testing.T) {
 		out := ts.exchangeOK(t, "gateway", with(map[string]string{"requested_token_type": ttIDToken}))
@@ -339,6 +349,18 @@ func TestTokenExchangeTrustedIssuerSubject(t *testing.T) {
 	require.Equal(t, "read", got["scope"], "the entry's scopes, not the client's")
 
 	requireError(t, ts.exchangeAs(t, "gateway", fields(jwt)), http.StatusBadRequest, "invalid_request") // jti replayed
+
+	// Used once under concurrency: of 8 exchanges of one JWT, one wins.
+	once := ci.sign(t, ts.assertionClaims(ciIssuer, ciSubject))
+	won := 0
+	for _, r := range ts.raceForm(t, 8, "/oauth2/token", fieldsWith(fields(once), map[string]string{"grant_type": grantTokenExchange}), ts.as("gateway")) {
+		if r.Status == http.StatusOK {
+			won++
+			continue
+		}
+		requireError(t, r, http.StatusBadRequest, "invalid_request")
+	}
+	require.Equal(t, 1, won, "exactly one concurrent exchange of one jti succeeds")
 	stranger := newTestKey(t, jose.ES256, "x")
 	requireError(t, ts.exchangeAs(t, "gateway", fields(stranger.sign(t, ts.assertionClaims("https://stranger.example.com", "x")))),
 		http.StatusBadRequest, "invalid_request")
