@@ -226,7 +226,7 @@ func (g *tokenExchangeGrant) trustedJWT(ctx context.Context, client *clients.Cli
 	if err := t.UnsafeClaimsWithoutVerification(&claims, &extra); err != nil { // verified above
 		return nil, errExchangeToken(param, "its claims cannot be read.")
 	}
-	scopes, err := g.trustedScopes(ctx, claims.Issuer, claims.Subject)
+	scopes, err := g.trustedScopes(ctx, param, claims.Issuer, claims.Subject)
 	if err != nil {
 		return nil, err
 	}
@@ -239,14 +239,14 @@ func (g *tokenExchangeGrant) trustedJWT(ctx context.Context, client *clients.Cli
 
 // trustedScopes are the scopes the trusted_issuers entry of iss and sub
 // grants; Latch keeps them per entry, the same for each of its keys.
-func (g *tokenExchangeGrant) trustedScopes(ctx context.Context, iss, sub string) (fosite.Arguments, error) {
+func (g *tokenExchangeGrant) trustedScopes(ctx context.Context, param, iss, sub string) (fosite.Arguments, error) {
 	keys, err := g.store.GetPublicKeys(ctx, iss, sub)
 	if err != nil || len(keys.Keys) == 0 {
-		return nil, errorOr(err, errExchangeToken("subject_token", "its issuer is not trusted."))
+		return nil, errorOr(err, errExchangeToken(param, "its issuer is not trusted."))
 	}
 	scopes, err := g.store.GetPublicKeyScopes(ctx, iss, sub, keys.Keys[0].KeyID)
 	if err != nil {
-		return nil, errorOr(err, errExchangeToken("subject_token", "its issuer is not trusted."))
+		return nil, errorOr(err, errExchangeToken(param, "its issuer is not trusted."))
 	}
 	return scopes, nil
 }
