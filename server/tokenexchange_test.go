@@ -350,6 +350,11 @@ func TestTokenExchangeTrustedIssuerSubject(t *testing.T) {
 
 	requireError(t, ts.exchangeAs(t, "gateway", fields(jwt)), http.StatusBadRequest, "invalid_request") // jti replayed
 
+	// As the actor, a trusted JWT names its issuer in act.
+	byCI := ts.exchangeOK(t, "gateway", map[string]string{"subject_token": issueGrant(t, ts, "gateway", "read").Access,
+		"subject_token_type": ttAccess, "actor_token": ci.sign(t, ts.assertionClaims(ciIssuer, ciSubject)), "actor_token_type": ttJWT})
+	require.Equal(t, map[string]any{"sub": ciSubject, "iss": ciIssuer}, ts.introspected(t, byCI["access_token"].(string))["act"])
+
 	// Used once under concurrency: of 8 exchanges of one JWT, one wins.
 	once := ci.sign(t, ts.assertionClaims(ciIssuer, ciSubject))
 	won := 0
