@@ -73,8 +73,11 @@ func (s *GormStore) ExchangedFrom(ctx context.Context, requestID string) ([]stri
 }
 
 // exchangedFromSQL is the condition of the revocations (prepared.go): a
-// grant, and every grant exchanged from it.
-const exchangedFromSQL = `(request_id = ? OR request_id IN (SELECT request_id FROM ` + tableExchanged + ` WHERE ancestor_request_id = ?))`
+// grant, and every grant exchanged from it. A union, not "request_id = ?
+// OR request_id IN (...)": PostgreSQL plans that OR as a scan of the
+// whole table; both databases look the union's few IDs up by index.
+const exchangedFromSQL = `request_id IN (SELECT CAST(? AS VARCHAR(64)) UNION ALL
+	SELECT request_id FROM ` + tableExchanged + ` WHERE ancestor_request_id = ?)`
 
 // revokeExchangedFrom ends, inside tx, every grant exchanged from one of
 // grants, and adds them to grants: access tokens deleted, refresh tokens
