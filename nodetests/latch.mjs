@@ -22,6 +22,9 @@ export const web = {
 }
 // A private_key_jwt client for client_credentials.
 export const service = { client: { client_id: env('NODETEST_SERVICE_CLIENT_ID') } }
+// A private_key_jwt client with a token exchange policy (RFC 8693): it
+// may delegate to https://billing.example.com, not impersonate.
+export const gateway = { client: { client_id: env('NODETEST_GATEWAY_CLIENT_ID') } }
 
 // Latch listens on http://127.0.0.1 here; oauth4webapi wants this flag
 // for every request to a non-https URL.

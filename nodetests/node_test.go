@@ -34,6 +34,7 @@ import (
 const (
 	webClient     = "node-web"     // client_secret_jwt, JAR, DPoP-bound
 	serviceClient = "node-service" // private_key_jwt
+	gatewayClient = "node-gateway" // private_key_jwt, token exchange (RFC 8693)
 )
 
 // requireNode reports whether a missing node, npm or registry must fail
@@ -142,6 +143,14 @@ func TestOAuth4WebAPI(t *testing.T) {
 				GrantTypes:              []string{clients.GrantClientCredentials},
 				Scopes:                  []string{"read"},
 				JWKS:                    public,
+			},
+			config.Client{
+				ID: gatewayClient, Name: "oauth4webapi token exchange",
+				TokenEndpointAuthMethod: clients.AuthMethodPrivateKey,
+				GrantTypes:              []string{clients.GrantClientCredentials, clients.GrantTokenExchange},
+				Scopes:                  []string{"read"},
+				JWKS:                    public,
+				TokenExchange:           &config.TokenExchange{Audiences: []string{"https://billing.example.com"}},
 			})
 	}))
 
@@ -160,6 +169,7 @@ func TestOAuth4WebAPI(t *testing.T) {
 		"NODETEST_WEB_CLIENT_ID="+webClient,
 		"NODETEST_WEB_CLIENT_SECRET="+webSecret,
 		"NODETEST_SERVICE_CLIENT_ID="+serviceClient,
+		"NODETEST_GATEWAY_CLIENT_ID="+gatewayClient,
 		"NODETEST_PRIVATE_JWK="+string(private),
 		"NO_COLOR=1",
 	)
