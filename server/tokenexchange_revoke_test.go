@@ -1,10 +1,15 @@
 package server_test
 
 import (
+	"context"
 	"net/http"
+	"sync/atomic"
 	"testing"
 
+	"github.com/ory/fosite"
 	"github.com/stretchr/testify/require"
+
+	"github.com/latchauth/latch/storage"
 )
 
 // An exchanged token is a token of its client like any other: introspected
@@ -97,4 +102,36 @@ func TestTokenExchangeRefreshToken(t *testing.T) {
 	ts.post(t, "/oauth2/revoke", "form", map[string]string{"token": sub.Refresh}, ts.as("api"))
 	require.False(t, ts.active(t, renewed.Access))
 	requireError(t, ts.refresh(t, "api", renewed.Refresh), http.StatusBadRequest, "invalid_grant")
+}
+
+// revokeDuringExchange revokes alice's grants just before the token of a
+// token exchange is stored: the revocation of the subject's grant races
+// the exchange, and loses nothing.
+type revokeDuringExchange struct {
+	storage.Store
+	armed *atomic.Bool
+}
+
+func (s revokeDuringExchange) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
+	if s.armed.Load() && r.GetRequestForm().Get("grant_type") == grantTokenExchange {
+		if _, err := s.Store.RevokeSubjectTokens(ctx, "alice"); err != nil {
+			return err
+		}
+	}
+	return s.Store.CreateAccessTokenSession(ctx, signature, r)
+}
+
+func TestTokenExchangeSubjectRevokedDuringExchange(t *testing.T) {
+	armed := new(atomic.Bool)
+	ts := newExchangeFixture(t, withStoreWrapper(func(st storage.Store) storage.Store { return revokeDuringExchange{st, armed} }))
+	alice := issueGrant(t, ts, "gateway", "read")
+	actor := ts.clientCredentials(t, "gateway", "read")
+	armed.Store(true)
+	r := ts.exchangeAs(t, "gateway", map[string]string{"subject_token": alice.Access, "subject_token_type": ttAccess,
+		"actor_token": actor, "actor_token_type": ttAccess})
+	requireError(t, r, http.StatusBadRequest, "invalid_request")
+	require.Contains(t, r.json(t)["error_description"], "revoked during the exchange")
+	n, err := ts.Store.RevokeClientTokens(t.Context(), "gateway")
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n, "only the actor's grant was left; the exchanged token was revoked with its own grant")
 }
