@@ -4,12 +4,14 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/latchauth/latch/clients"
+	"github.com/latchauth/latch/storage"
 )
 
 // Every error of RFC 8693 §2.2.2 and of the request's shape (§2.1), each
@@ -113,4 +115,24 @@ func TestTokenExchangePolicyAdminAPI(t *testing.T) {
 		"grant_types": []string{grantTokenExchange}, "token_exchange": map[string]any{"audiences": []string{}}})
 	require.Equal(t, http.StatusBadRequest, r.Status, "%s", r.Body)
 	require.Contains(t, string(r.Body), "needs a confidential client")
+}
+
+// A store failure while the subject token is looked up or the new token
+// stored is 503 temporarily_unavailable, never a refusal of the token nor
+// a success.
+func TestTokenExchangeStorageFailure(t *testing.T) {
+	failLookup, failRevoke, failWrite := new(atomic.Bool), new(atomic.Bool), new(atomic.Bool)
+	ts := newExchangeFixture(t, withStoreWrapper(func(st storage.Store) storage.Store {
+		return faultyStore{Store: st, failLookup: failLookup, failRevoke: failRevoke, failWrite: failWrite}
+	}))
+	fields := map[string]string{"subject_token": issueGrant(t, ts, "gateway", "read").Access, "subject_token_type": ttAccess,
+		"actor_token": ts.clientCredentials(t, "gateway", "read"), "actor_token_type": ttAccess}
+	for name, fail := range map[string]*atomic.Bool{"lookup": failLookup, "write": failWrite} {
+		t.Run(name, func(t *testing.T) {
+			fail.Store(true)
+			defer fail.Store(false)
+			requireError(t, ts.exchangeAs(t, "gateway", fields), http.StatusServiceUnavailable, "temporarily_unavailable")
+		})
+	}
+	ts.exchangeOK(t, "gateway", fields)
 }
