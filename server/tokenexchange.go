@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -192,12 +193,17 @@ func requestedTokenType(raw string, client *clients.Client, policy *clients.Toke
 		tokenTypeAccess, tokenTypeJWT, tokenTypeIDToken, tokenTypeRefresh)
 }
 
+// errInvalidTarget is RFC 8693 §2.2.2's invalid_target, which fosite does
+// not define.
+var errInvalidTarget = &fosite.RFC6749Error{ErrorField: "invalid_target", CodeField: http.StatusBadRequest,
+	DescriptionField: "The requested target is not one this client may obtain a token for."}
+
 // exchangeTargets are the audience and resource values of the request
 // (§2.1), each of which the client's policy must list: otherwise
 // invalid_target (§2.2.2). A resource must also be an absolute URI
 // without a fragment (RFC 8707 §2, whose error is invalid_target too).
 func exchangeTargets(ar fosite.AccessRequester, form url.Values, policy *clients.TokenExchangePolicy) (fosite.Arguments, error) {
-	invalid := &fosite.RFC6749Error{ErrorField: "invalid_target", DescriptionField: "The requested target is not one this client may obtain a token for.", CodeField: 400}
+	invalid := errInvalidTarget
 	for _, res := range form["resource"] {
 		if u, err := url.Parse(res); err != nil || !u.IsAbs() || u.Fragment != "" || strings.Contains(res, "#") {
 			return nil, invalid.WithHintf("The 'resource' %q is not an absolute URI without a fragment.", res)
