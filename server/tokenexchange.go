@@ -261,16 +261,18 @@ func exchangeScopes(ctx context.Context, fc *fosite.Config, asked fosite.Argumen
 // chain of delegations nests); impersonating, the subject token's act as
 // it was.
 func (g *tokenExchangeGrant) prepareSession(sess *grantSession, subject, actor *exchangeToken, scopes fosite.Arguments, requested string) {
-	inner := newSession()
+	inner, connector := newSession(), ""
 	if subject.session != nil {
-		inner = subject.session.DefaultSession
+		// The person signed in through a connector is checked upstream
+		// at each refresh of an exchanged grant too (upstream_refresh.go).
+		inner, connector = subject.session.DefaultSession, subject.session.Connector
 	}
 	inner.Subject = subject.subject
 	if inner.Claims != nil {
 		inner.Claims.Extra = users.NarrowClaims(inner.Claims.Extra, scopes)
 	}
 	inner.ExpiresAt = map[fosite.TokenType]time.Time{}
-	sess.DefaultSession, sess.DPoPJKT, sess.RefreshJKT = inner, "", ""
+	sess.DefaultSession, sess.DPoPJKT, sess.RefreshJKT, sess.Connector = inner, "", "", connector
 	sess.Exchanged = subject.grantID != ""
 	sess.Act = subject.act
 	if actor != nil {
