@@ -105,10 +105,14 @@ func (g *tokenExchangeGrant) HandleTokenEndpointRequest(ctx context.Context, ar 
 	if err != nil {
 		return err
 	}
+	// What can be refused without the tokens is refused before any is
+	// checked: a trusted issuer's JWT would spend its jti on a request
+	// bound to fail.
 	if form.Get("actor_token") == "" && !policy.Impersonation {
-		// Refused before any token is checked: a trusted issuer's JWT
-		// would spend its jti on a request bound to fail.
 		return fosite.ErrInvalidRequest.WithHint("The client may not impersonate: send an 'actor_token' for a delegation (token_exchange.impersonation is off for this client).")
+	}
+	if _, err := exchangeScopes(ctx, g.fc, ar.GetRequestedScopes(), client, ar.GetRequestedScopes()); err != nil {
+		return err
 	}
 	subject, err := g.checkToken(ctx, client, "subject_token", form.Get("subject_token"), form.Get("subject_token_type"))
 	if err != nil {
