@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 
 	"gorm.io/gorm"
@@ -112,14 +113,27 @@ func (b *batcher) run() {
 }
 
 // collect takes first and every write already waiting, up to maxBatch.
+//
+// When nothing more is waiting it yields the processor once and looks
+// again: under load the goroutines of other requests are runnable, one
+// step away from handing over their write, and a batch of one pays a
+// whole commit (its begin, its WAL frames for the row and for every
+// index) for one row. Measured with 32 clients: about 1.3 writes per
+// batch without the yield. An idle server has nothing else runnable, so
+// the yield returns at once and adds no latency.
 func (b *batcher) collect(first *writeOp) []*writeOp {
 	batch := []*writeOp{first}
+	yielded := false
 	for len(batch) < maxBatch {
 		select {
 		case op := <-b.ops:
 			batch = append(batch, op)
 		default:
-			return batch
+			if yielded {
+				return batch
+			}
+			yielded = true
+			runtime.Gosched()
 		}
 	}
 	return batch
