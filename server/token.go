@@ -25,7 +25,8 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 	if s.overLimitBeforeAuth(ctx, w, r) {
 		return
 	}
-	if !s.grantSupported(ctx, r.PostForm.Get("grant_type")) {
+	grantType := r.PostForm.Get("grant_type")
+	if !s.grantSupported(ctx, grantType) {
 		s.writeOAuthError(ctx, w, r, fosite.ErrUnsupportedGrantType.WithHint("No grant of this server has that 'grant_type'."))
 		return
 	}
@@ -74,7 +75,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		resp.SetTokenType(tokenTypeDPoP)
 	}
 	s.oauth.WriteAccessResponse(ctx, w, ar, resp)
-	s.countIssued(ctx, r.PostForm.Get("grant_type"))
+	s.countIssued(grantType)
 }
 
 // grantSupported reports whether a token endpoint handler takes grantType.
