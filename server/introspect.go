@@ -85,41 +85,57 @@ func (s *Server) authenticateIntrospectionCaller(r *http.Request, token string) 
 	return nil
 }
 
+// introspectionAnswer is the RFC 7662 answer for an active token: a
+// struct rather than a map, so that encoding it neither sorts keys nor
+// boxes values. Its fields are in alphabetical order, the order of the
+// map it replaced, so the bytes of an answer did not change.
+type introspectionAnswer struct {
+	Act       map[string]any    `json:"act,omitempty"`
+	Active    bool              `json:"active"`
+	Audience  []string          `json:"aud,omitempty"`
+	ClientID  string            `json:"client_id"`
+	Cnf       map[string]string `json:"cnf,omitempty"`
+	Exp       int64             `json:"exp,omitempty"`
+	Iat       int64             `json:"iat"`
+	Issuer    string            `json:"iss"`
+	Scope     string            `json:"scope"`
+	Subject   string            `json:"sub,omitempty"`
+	TokenType string            `json:"token_type"`
+	TokenUse  string            `json:"token_use"`
+	Username  string            `json:"username,omitempty"`
+}
+
 // introspection is the RFC 7662 answer for an active token.
-func (s *Server) introspection(tu fosite.TokenUse, ar fosite.AccessRequester) map[string]any {
+func (s *Server) introspection(tu fosite.TokenUse, ar fosite.AccessRequester) *introspectionAnswer {
 	sess := ar.GetSession()
-	out := map[string]any{
-		"active":     true,
-		"client_id":  ar.GetClient().GetID(),
-		"scope":      strings.Join(ar.GetGrantedScopes(), " "),
-		"iat":        ar.GetRequestedAt().Unix(),
-		"iss":        s.cfg.Issuer,
-		"token_type": "Bearer",
-		"token_use":  string(tu),
+	out := &introspectionAnswer{
+		Active:    true,
+		ClientID:  ar.GetClient().GetID(),
+		Scope:     strings.Join(ar.GetGrantedScopes(), " "),
+		Iat:       ar.GetRequestedAt().Unix(),
+		Issuer:    s.cfg.Issuer,
+		TokenType: "Bearer",
+		TokenUse:  string(tu),
+		Subject:   sess.GetSubject(),
+		Username:  sess.GetUsername(),
 	}
 	expiry := fosite.AccessToken
 	if tu == fosite.RefreshToken {
 		expiry = fosite.RefreshToken
 	}
 	if exp := sess.GetExpiresAt(expiry); !exp.IsZero() {
-		out["exp"] = exp.Unix()
-	}
-	if sub := sess.GetSubject(); sub != "" {
-		out["sub"] = sub
-	}
-	if u := sess.GetUsername(); u != "" {
-		out["username"] = u
+		out.Exp = exp.Unix()
 	}
 	if aud := ar.GetGrantedAudience(); len(aud) > 0 {
-		out["aud"] = []string(aud)
+		out.Audience = []string(aud)
 	}
 	if act := exchangeAct(sess); act != nil {
-		out["act"] = act // RFC 8693 §4.1
+		out.Act = act // RFC 8693 §4.1
 	}
 	if jkt := dpopJKT(sess); jkt != "" && tu == fosite.AccessToken {
 		// RFC 9449 §6.2: a resource server learns the binding here.
-		out["token_type"] = tokenTypeDPoP
-		out["cnf"] = map[string]string{"jkt": jkt}
+		out.TokenType = tokenTypeDPoP
+		out.Cnf = map[string]string{"jkt": jkt}
 	}
 	return out
 }
