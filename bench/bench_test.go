@@ -159,6 +159,9 @@ func TestOptionsRefused(t *testing.T) {
 		{"-url", "http://127.0.0.1:8080"},
 		{"-url", "http://127.0.0.1:8080", "-client-id", "a", "-client-secret", "b", "-op", "refresh"},
 		{"extra"},
+		{"-op", "compare", "-only", "postgres"},
+		{"-op", "cc", "-only", "postgres", "-postgres", "dbname=x"},
+		{"-op", "compare", "-only", "sqlite", "-postgres", "dbname=x"},
 	}
 	for _, args := range tests {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {

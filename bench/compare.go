@@ -92,8 +92,13 @@ func benchCompare(ctx context.Context, o options, stdout, stderr io.Writer) erro
 	if err := os.Mkdir(devDir, 0o700); err != nil {
 		return err
 	}
-	servers := []*target{noop, latch, latchServer(bin, devDir, "", devAddr, logs), peerServer(peerDir, peerAddr, logs)}
-	setups := []setup{{noop.name, servers[:1], nil}, {latch.name, servers[1:2], sqliteRows(db)}, {servers[2].name, servers[2:3], nil}, {servers[3].name, servers[3:4], nil}}
+	dev, peer := latchServer(bin, devDir, "", devAddr, logs), peerServer(peerDir, peerAddr, logs)
+	servers := []*target{noop, latch, dev, peer}
+	setups := []setup{{noop.name, []*target{noop}, nil}, {latch.name, []*target{latch}, sqliteRows(db)}, {dev.name, []*target{dev}, nil}, {peer.name, []*target{peer}, nil}}
+	if o.only == "postgres" {
+		// The PostgreSQL lines alone, beside the peer and the ceiling.
+		servers, setups = []*target{noop, peer}, []setup{setups[0], setups[3]}
+	}
 	if o.postgres != "" {
 		pg := make([]*target, 2)
 		for i := range pg {
@@ -119,16 +124,19 @@ func benchCompare(ctx context.Context, o options, stdout, stderr io.Writer) erro
 	// Latch's first start on the new file hashes config.yaml's secrets;
 	// the measured process is a restart, as a deployment's every later
 	// start is. Both are reported.
-	seeding := latchServer(bin, dir, cfg, latchAddr, logs)
-	firstStart, err := startServer(ctx, seeding, pathReady)
-	if err != nil {
-		return fmt.Errorf("%w\n%s", err, tail(logs.Name(), 2000))
+	var firstStart time.Duration
+	var firstRSS int64
+	if o.only == "" {
+		seeding := latchServer(bin, dir, cfg, latchAddr, logs)
+		if firstStart, err = startServer(ctx, seeding, pathReady); err != nil {
+			return fmt.Errorf("%w\n%s", err, tail(logs.Name(), 2000))
+		}
+		firstRSS = peakRSS(seeding.cmd.Process.Pid)
+		if err := seeding.stop(); err != nil {
+			return fmt.Errorf("latch did not exit cleanly after SIGTERM: %w", err)
+		}
+		fmt.Fprintf(stderr, "bench: latch first start (hashes config.yaml's secrets): %.1f ms, peak RSS %.1f MB\n", ms(firstStart), float64(firstRSS)/1e6)
 	}
-	firstRSS := peakRSS(seeding.cmd.Process.Pid)
-	if err := seeding.stop(); err != nil {
-		return fmt.Errorf("latch did not exit cleanly after SIGTERM: %w", err)
-	}
-	fmt.Fprintf(stderr, "bench: latch first start (hashes config.yaml's secrets): %.1f ms, peak RSS %.1f MB\n", ms(firstStart), float64(firstRSS)/1e6)
 	started := map[string]time.Duration{}
 	for _, s := range servers {
 		took, err := startServer(ctx, s, readyPathOf(s))
@@ -150,7 +158,7 @@ func benchCompare(ctx context.Context, o options, stdout, stderr io.Writer) erro
 			if _, missing, err := su.run(ctx, warm, op); err != nil {
 				return fmt.Errorf("%s %s warm-up: %w", su.name, op, err)
 			} else if missing != 0 {
-				lost = append(lost, fmt.Sprintf("%s %s warm-up: %d tokens answered but not stored", su.name, op, missing))
+				lost = append(lost, fmt.Sprintf("%s %s warm-up: %d answers the database does not show", su.name, op, missing))
 			}
 		}
 	}
@@ -163,7 +171,7 @@ func benchCompare(ctx context.Context, o options, stdout, stderr io.Writer) erro
 					return fmt.Errorf("%s %s: %w", su.name, op, err)
 				}
 				if missing != 0 {
-					lost = append(lost, fmt.Sprintf("%s %s round %d: %d tokens answered but not stored", su.name, op, round+1, missing))
+					lost = append(lost, fmt.Sprintf("%s %s round %d: %d answers the database does not show", su.name, op, round+1, missing))
 				}
 				fmt.Fprintf(stderr, "bench: round %d %-10s %-18s %8.0f req/s  p99 %6.1f ms  errors %d\n", round+1, op, su.name, res.RPS, res.P99, res.Errors)
 				if runs[op] == nil {
@@ -180,12 +188,16 @@ func benchCompare(ctx context.Context, o options, stdout, stderr io.Writer) erro
 			return fmt.Errorf("%s did not exit cleanly after SIGTERM: %w (log: %s)", s.name, err, logs.Name())
 		}
 	}
-	starts, err := compareStarts(ctx, o, servers[1:4], bin)
-	if err != nil {
-		return err
+	var starts map[string][]time.Duration
+	if o.only == "" {
+		if starts, err = compareStarts(ctx, o, []*target{latch, dev, peer}, bin); err != nil {
+			return err
+		}
 	}
 	writeComparison(stdout, o, setups, runs, rss, started, starts)
-	fmt.Fprintf(stdout, "latch first start on a new file (hashes the 3 config secrets): %.1f ms, peak RSS %.1f MB\n", ms(firstStart), float64(firstRSS)/1e6)
+	if o.only == "" {
+		fmt.Fprintf(stdout, "latch first start on a new file (hashes the 3 config secrets): %.1f ms, peak RSS %.1f MB\n", ms(firstStart), float64(firstRSS)/1e6)
+	}
 	if len(lost) > 0 {
 		return fmt.Errorf("lost writes:\n  %s", strings.Join(lost, "\n  "))
 	}
@@ -293,6 +305,10 @@ func writeComparison(w io.Writer, o options, setups []setup, runs map[string]map
 		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%s\t\n", name, float64(rss[name])/1e6, ms(first[name]), restart)
 	}
 	tw.Flush()
+	if starts == nil { // -only: no configured SQLite Latch, no restarts
+		fmt.Fprintf(w, "\ntargets:\n  %s\n", strings.Join(verdicts, "\n  "))
+		return
+	}
 	version := median(starts["latch version"])
 	restart := median(starts["latch"])
 	verdicts = append(verdicts,

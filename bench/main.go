@@ -95,6 +95,7 @@ type options struct {
 	logLevel     string
 	rounds       int
 	postgres     string
+	only         string
 }
 
 // ops are the operations -op takes, in the order the usage lists them.
@@ -120,6 +121,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.logLevel, "log", "warn", "log.level of the started server: warn logs nothing per request; info is serve's default, one line per request")
 	fs.IntVar(&o.rounds, "rounds", 3, "-op compare: rounds, each running every op against every server in turn")
 	fs.StringVar(&o.postgres, "postgres", "", "-op compare: also load one and two Latch processes on this PostgreSQL database (DSN), which the benchmark fills with tokens")
+	fs.StringVar(&o.only, "only", "", "-op compare: \"postgres\" loads only the PostgreSQL processes of -postgres, beside oidc-provider and the no-op handler")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up on a request after this long (counted as a transport error)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./bench [-op OP] [-c N] [-d DURATION] [flags]\n\n")
@@ -155,6 +157,12 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.tokens < 0 || o.tokens > maxPool {
 		problems = append(problems, fmt.Errorf("-tokens: must be from 0 to %d, got %d", maxPool, o.tokens))
+	}
+	switch {
+	case o.only != "" && o.only != "postgres":
+		problems = append(problems, fmt.Errorf("-only: must be postgres, got %q", o.only))
+	case o.only != "" && (o.op != "compare" || o.postgres == ""):
+		problems = append(problems, errors.New("-only postgres: needs -op compare and -postgres DSN"))
 	}
 	if o.url != "" {
 		u, err := url.Parse(o.url)

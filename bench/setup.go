@@ -19,15 +19,23 @@ type setup struct {
 	name  string
 	procs []*target
 	// rows counts the stored access tokens, to catch a token answered
-	// but never stored; nil for servers whose storage is not durable.
+	// but never stored, or a revocation answered but not done; nil for
+	// servers whose storage is not durable.
 	rows func(ctx context.Context) (int64, error)
 }
 
-// run loads the setup with op. missing is how many client_credentials
-// answers of the run have no stored row (always 0 unless writes are lost).
+// run loads the setup with op. missing is how many answers of the run
+// the database does not show (always 0 unless writes are lost): for
+// client_credentials, tokens answered but not stored; for revocation,
+// tokens answered revoked but still stored, or minted but not stored.
+//
+// With several processes the load is spread round-robin across them, and
+// a token minted by one is introspected or revoked at the next, so every
+// answer also proves that one instance sees what another wrote.
 func (su setup) run(ctx context.Context, o options, op string) (_ *loadgen.Result, missing int64, err error) {
+	counted := su.rows != nil && (op == "cc" || op == "revoke")
 	var before int64
-	if su.rows != nil && op == "cc" {
+	if counted {
 		if before, err = su.rows(ctx); err != nil {
 			return nil, 0, err
 		}
@@ -37,6 +45,8 @@ func (su setup) run(ctx context.Context, o options, op string) (_ *loadgen.Resul
 	var wg sync.WaitGroup
 	for i, p := range su.procs {
 		c := loadConfig(o, p, op)
+		next := su.procs[(i+1)%len(su.procs)]
+		c.IntrospectURL, c.RevokeURL = next.base+next.introspectPath, next.base+next.revokePath
 		c.Concurrency = max(1, o.concurrency/len(su.procs))
 		c.MaxRequests /= len(su.procs)
 		wg.Add(1)
@@ -54,15 +64,25 @@ func (su setup) run(ctx context.Context, o options, op string) (_ *loadgen.Resul
 		// Requests and rates add up; the p99 is the worse process's.
 		res.Requests += r.Requests
 		res.Errors += r.Errors
+		res.Preminted += r.Preminted
 		res.RPS += r.RPS
 		res.P99 = max(res.P99, r.P99)
 	}
-	if su.rows != nil && op == "cc" {
+	if counted {
 		after, err := su.rows(ctx)
 		if err != nil {
 			return nil, 0, err
 		}
-		missing = int64(res.Requests-res.Errors) - (after - before)
+		answered := int64(res.Requests - res.Errors)
+		switch op {
+		case "cc": // each answer is one new row
+			missing = answered - (after - before)
+		case "revoke": // the pre-minted rows, less one per revocation answered
+			missing = (after - before) - (int64(res.Preminted) - answered)
+			if missing < 0 {
+				missing = -missing
+			}
+		}
 	}
 	return res, missing, nil
 }

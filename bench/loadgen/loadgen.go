@@ -49,6 +49,7 @@ type Result struct {
 	Concurrency int                `json:"c,omitempty"`
 	Requests    int                `json:"requests"`
 	Errors      int                `json:"errors"`
+	Preminted   int                `json:"preminted,omitempty"` // tokens minted before the clock started (introspect, revoke)
 	ErrorsBy    map[string]int     `json:"errors_by_status,omitempty"`
 	ElapsedS    float64            `json:"elapsed_s"`
 	RPS         float64            `json:"rps"`
@@ -346,7 +347,7 @@ func Run(cfg Config) (*Result, error) {
 		}
 	}
 	res := summarize(cfg.Op, all, elapsed)
-	res.Label, res.Concurrency = cfg.Label, cfg.Concurrency
+	res.Label, res.Concurrency, res.Preminted = cfg.Label, cfg.Concurrency, len(pool)
 	if cfg.Op == "mixed" {
 		res.ByOp = map[string]*Result{}
 		for op, s := range merged {
