@@ -42,7 +42,8 @@ const childEnv = "LATCH_BENCH_CHILD"
 
 // childSpec is what the child serves.
 type childSpec struct {
-	DB         string `json:"db"`     // the SQLite file
+	Driver     string `json:"driver"` // sqlite or postgres
+	DB         string `json:"db"`     // the SQLite file, or the PostgreSQL DSN
 	Issuer     string `json:"issuer"` // http://127.0.0.1:port of the inherited listener
 	CPUProfile string `json:"cpu_profile,omitempty"`
 	LogLevel   string `json:"log_level,omitempty"`
@@ -52,13 +53,14 @@ type childSpec struct {
 const readyLine = "ready"
 
 // benchConfig is the configuration of the server under load: the
-// defaults of `latch serve`, the SQLite file db, and the log level asked
-// for (warn by default: no line per request).
-func benchConfig(db, issuer, logLevel string) config.File {
+// defaults of `latch serve`, the database (a SQLite file, or a PostgreSQL
+// DSN with -postgres), and the log level asked for (warn by default: no
+// line per request).
+func benchConfig(driver, db, issuer, logLevel string) config.File {
 	f := config.Default()
 	f.Issuer = issuer
 	f.Listen = strings.TrimPrefix(issuer, "http://")
-	f.Database = config.Database{Driver: "sqlite", DSN: db}
+	f.Database = config.Database{Driver: driver, DSN: db}
 	f.Log.Level = "warn"
 	if logLevel != "" {
 		f.Log.Level = logLevel
@@ -97,7 +99,7 @@ func runChild(ctx context.Context, specJSON string, ln net.Listener, stdin io.Re
 		cancel()
 	}()
 
-	f := benchConfig(spec.DB, spec.Issuer, spec.LogLevel)
+	f := benchConfig(spec.Driver, spec.DB, spec.Issuer, spec.LogLevel)
 	if err := f.Validate(); err != nil {
 		return err
 	}
@@ -191,8 +193,11 @@ func startChild(ctx context.Context, o options, stderr io.Writer) (_ *childProce
 			_ = c.stop()
 		}
 	}()
-	db := o.db
-	if db == "" {
+	driver, db := "sqlite", o.db
+	switch {
+	case o.postgres != "":
+		driver, db = "postgres", o.postgres
+	case db == "":
 		db = filepath.Join(c.dir, "latch.db")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -205,11 +210,11 @@ func startChild(ctx context.Context, o options, stderr io.Writer) (_ *childProce
 		return nil, err
 	}
 	defer lnFile.Close()
-	spec := childSpec{DB: db, Issuer: "http://" + ln.Addr().String(), CPUProfile: o.cpuProfile, LogLevel: o.logLevel}
+	spec := childSpec{Driver: driver, DB: db, Issuer: "http://" + ln.Addr().String(), CPUProfile: o.cpuProfile, LogLevel: o.logLevel}
 
 	p := poolsFor(o)
-	fmt.Fprintf(stderr, "bench: preparing %s: a client, and pre-minting %s\n", db, p)
-	if c.fixture, err = premint(ctx, benchConfig(spec.DB, spec.Issuer, "warn"), p, stderr); err != nil {
+	fmt.Fprintf(stderr, "bench: preparing the %s database: a client, and pre-minting %s\n", driver, p)
+	if c.fixture, err = premint(ctx, benchConfig(driver, spec.DB, spec.Issuer, "warn"), p, stderr); err != nil {
 		return nil, fmt.Errorf("pre-mint: %w", err)
 	}
 	c.fixture.URL = spec.Issuer

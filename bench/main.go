@@ -120,7 +120,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the started server's CPU profile of the timed phase to this file (go tool pprof)")
 	fs.StringVar(&o.logLevel, "log", "warn", "log.level of the started server: warn logs nothing per request; info is serve's default, one line per request")
 	fs.IntVar(&o.rounds, "rounds", 3, "-op compare: rounds, each running every op against every server in turn")
-	fs.StringVar(&o.postgres, "postgres", "", "-op compare: also load one and two Latch processes on this PostgreSQL database (DSN), which the benchmark fills with tokens")
+	fs.StringVar(&o.postgres, "postgres", "", "a PostgreSQL database (DSN) the benchmark fills with tokens: -op compare also loads one and two Latch processes on it; a load operation serves from it instead of a SQLite file")
 	fs.StringVar(&o.only, "only", "", "-op compare: \"postgres\" loads only the PostgreSQL processes of -postgres, beside oidc-provider and the no-op handler")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "give up on a request after this long (counted as a transport error)")
 	fs.Usage = func() {
@@ -159,6 +159,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		problems = append(problems, fmt.Errorf("-tokens: must be from 0 to %d, got %d", maxPool, o.tokens))
 	}
 	switch {
+	case o.db != "" && o.postgres != "":
+		problems = append(problems, errors.New("-db and -postgres: one database or the other"))
 	case o.only != "" && o.only != "postgres":
 		problems = append(problems, fmt.Errorf("-only: must be postgres, got %q", o.only))
 	case o.only != "" && (o.op != "compare" || o.postgres == ""):
@@ -175,8 +177,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 			problems = append(problems, fmt.Errorf("-op %s: needs the benchmark's own server (no -url), which mints the refresh tokens and codes", o.op))
 		case o.op == "start" || o.op == "compare":
 			problems = append(problems, fmt.Errorf("-op %s: starts its own servers; -url does not apply", o.op))
-		case o.db != "":
-			problems = append(problems, errors.New("-db: applies only to the server the benchmark starts, not with -url"))
+		case o.db != "" || o.postgres != "":
+			problems = append(problems, errors.New("-db, -postgres: apply only to the server the benchmark starts, not with -url"))
 		}
 		o.url = strings.TrimSuffix(o.url, "/")
 	}

@@ -200,7 +200,7 @@ func (r *Report) writeText(w io.Writer) {
 	case r.Start != nil:
 		line("server", "latch serve --dev (in-memory SQLite), 127.0.0.1")
 	case r.Server == "started":
-		line("server", "started by the benchmark (SQLite file, 127.0.0.1)")
+		line("server", "started by the benchmark (a SQLite file, or the -postgres database), 127.0.0.1")
 	default:
 		line("server", "%s", r.Server)
 	}
