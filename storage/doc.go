@@ -29,9 +29,9 @@
 //	  enclosing s.tx)                 it durable                  durable
 //	a Unit                          own transaction (below):    held back; the unit's finish
 //	                                  not held back               runs all its writes as one
-//	SQLite file                     own transaction             the batcher (batch.go): shared
+//	SQLite (a file or :memory:)     own transaction             the batcher (batch.go): shared
 //	                                                              with the writes of the moment
-//	PostgreSQL, SQLite :memory:     own transaction             one autocommitted statement
+//	PostgreSQL                      own transaction             one autocommitted statement
 //
 // Durability is explicit, never a side effect: whatever commits waits for
 // the commit to be on disk before it answers. "Own transaction" begins on

@@ -128,6 +128,10 @@ func (s *GormStore) openSQLite(dsn string, cfg *gorm.Config) error {
 		sqlDB.SetConnMaxLifetime(0)
 		sqlDB.SetConnMaxIdleTime(0)
 		s.writePool, s.readPool = db, db
+		// Blind writes are batched here too: one transaction for the
+		// writes of the moment instead of an implicit one each, and one
+		// hand-over of the one connection instead of one per write.
+		s.batch = newBatcher(s)
 		return nil
 	}
 	if err := makePrivate(dsn, s.log); err != nil {

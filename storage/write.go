@@ -75,10 +75,10 @@ func (s *GormStore) tx(ctx context.Context, fn func(ctx context.Context, tx *gor
 //   - in the transaction of ctx (BeginTX, or a tx around the caller);
 //   - held in ctx's Unit, to run with the unit's other writes when it
 //     finishes;
-//   - batched with the other writes of the moment on a SQLite file, which
+//   - batched with the other writes of the moment on SQLite, which
 //     answers once the batch's commit is durable;
-//   - otherwise (PostgreSQL, which groups commits itself, and in-memory
-//     SQLite) as a statement of its own, committed when it returns.
+//   - otherwise (PostgreSQL, which groups commits itself) as a statement
+//     of its own, committed when it returns.
 //
 // mayFailAlone says fn can fail while the database works (an insert that
 // breaks a key or a foreign key): in a unit with other writes it then runs
@@ -151,7 +151,7 @@ var errUnitTx = errors.New("storage: BeginTX under a Unit")
 // Unit returns a context under which the store's blind writes (write:
 // storing, deleting and revoking tokens) are held back, and finish, which
 // ends the unit: when err is nil it runs them as one atomic write, batched
-// with others on a SQLite file, and returns once that is durable;
+// with others on SQLite, and returns once that is durable;
 // otherwise it drops them. It returns err, or the writes' error. A
 // revocation, which ends a grant's refresh token and then its access
 // token, so becomes one write.
