@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -125,7 +124,7 @@ func (s *GormStore) GetDeviceCodeByUserCode(ctx context.Context, userCode string
 }
 
 func (s *GormStore) ApproveDeviceCode(ctx context.Context, userCode string, scopes, audience []string, session fosite.Session) error {
-	data, err := json.Marshal(session)
+	data, err := encodeSession(session)
 	if err != nil {
 		return fmt.Errorf("storage: encode session: %w", err)
 	}

@@ -47,7 +47,7 @@ func (s *GormStore) ExpireNow(ctx context.Context, signature string) error {
 					return fmt.Errorf("%w: decode session of %s: %v", ErrUnavailable, e.table, err)
 				}
 				session.SetExpiresAt(e.expiry, now)
-				data, err := json.Marshal(session)
+				data, err := encodeSession(session)
 				if err != nil {
 					return fmt.Errorf("storage: encode session: %w", err)
 				}

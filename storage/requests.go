@@ -113,7 +113,7 @@ func (s *GormStore) toRow(signature string, r fosite.Requester, expiry fosite.To
 		row.RequestedAt = s.now().UTC()
 	}
 	if sess := r.GetSession(); sess != nil {
-		data, err := json.Marshal(sess)
+		data, err := encodeSession(sess)
 		if err != nil {
 			return nil, fmt.Errorf("storage: encode session: %w", err)
 		}
@@ -139,6 +139,17 @@ func (s *GormStore) toRow(signature string, r fosite.Requester, expiry fosite.To
 		row.Extra = string(data)
 	}
 	return row, nil
+}
+
+// encodeSession is the stored JSON of sess. A session that encodes itself
+// (the server's grant session writes a lean form) is asked directly:
+// json.Marshal would call the same method, then scan and copy its output
+// again to check it, which cost as much as the encoding.
+func encodeSession(sess fosite.Session) ([]byte, error) {
+	if m, ok := sess.(json.Marshaler); ok {
+		return m.MarshalJSON()
+	}
+	return json.Marshal(sess)
 }
 
 func handledResponseTypes(ar fosite.AuthorizeRequester) []string {
