@@ -109,6 +109,13 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 		}
 	}
 
+	// Printed before serving: once /health/ready answers, a SIGTERM must
+	// find serve waiting for it, not in the middle of a read that the
+	// signal cancels (which made serve exit 1).
+	fmt.Fprintf(c.stdout, "latch listening on %s\nissuer URL %s\n", ln.Addr(), srv.Issuer())
+	if err := printConnectors(ctx, c.stdout, st, srv.Issuer()); err != nil {
+		return err
+	}
 	httpSrv := server.HTTPServer(srv, log)
 	served := make(chan error, 1)
 	go func() {
@@ -120,10 +127,6 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 	}()
 	go srv.Janitor(ctx, f.Janitor.Interval.Duration)
 	go srv.LogoutDeliveries(ctx) // back-channel logout tokens (server/backchannel.go)
-	fmt.Fprintf(c.stdout, "latch listening on %s\nissuer URL %s\n", ln.Addr(), srv.Issuer())
-	if err := printConnectors(ctx, c.stdout, st, srv.Issuer()); err != nil {
-		return err
-	}
 
 	select {
 	case err := <-served:
