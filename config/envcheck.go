@@ -10,7 +10,7 @@ import (
 
 // testSuiteEnv are the LATCH_ variables that Latch's own test suite and CI
 // read; the server ignores them, so they are not misspellings.
-var testSuiteEnv = []string{"LATCH_PAGES_DIR", "LATCH_REQUIRE_BROWSER", "LATCH_REQUIRE_NODE", "LATCH_STRESS_DURATION"}
+var testSuiteEnv = []string{"LATCH_PAGES_DIR", "LATCH_REQUIRE_BROWSER", "LATCH_REQUIRE_NODE", "LATCH_REQUIRE_SLAPD", "LATCH_STRESS_DURATION"}
 
 // UnknownEnv returns one warning for every LATCH_ variable of environ
 // (os.Environ's KEY=VALUE form) that ApplyEnv does not read, naming the
