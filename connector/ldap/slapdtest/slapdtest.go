@@ -8,7 +8,6 @@
 package slapdtest
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -23,7 +22,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -124,10 +122,16 @@ func Start(t testing.TB) *Directory {
 // run starts slapd in the foreground (-d) and waits until it accepts
 // connections; stop ends it.
 func run(bin, conf string, d *Directory) (stop func(), err error) {
-	var logs syncBuffer
+	logPath := filepath.Join(filepath.Dir(conf), "slapd.log")
+	logs, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logs.Close() // slapd holds its own descriptor
+	said := func() string { b, _ := os.ReadFile(logPath); return string(b) }
 	cmd := exec.Command(bin, "-f", conf, "-d", "0",
 		"-h", "ldap://"+d.Addr+"/ ldaps://"+d.TLSAddr+"/")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -146,7 +150,7 @@ func run(bin, conf string, d *Directory) (stop func(), err error) {
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
-			return nil, fmt.Errorf("slapd exited: %s", logs.String())
+			return nil, fmt.Errorf("slapd exited: %s", said())
 		default:
 		}
 		if up(d.Addr) && up(d.TLSAddr) {
@@ -155,7 +159,7 @@ func run(bin, conf string, d *Directory) (stop func(), err error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	stop()
-	return nil, fmt.Errorf("slapd did not listen within 15s: %s", logs.String())
+	return nil, fmt.Errorf("slapd did not listen within 15s: %s", said())
 }
 
 func up(addr string) bool {
@@ -284,26 +288,4 @@ func (d *Directory) Delete(t testing.TB, dn string) {
 	if err := d.Admin(t).Del(goldap.NewDelRequest(dn, nil)); err != nil {
 		t.Fatalf("delete %s: %v", dn, err)
 	}
-}
-
-// syncBuffer is slapd's output, written by exec's copying goroutine and
-// read on failure.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len() > 64<<10 {
-		return len(p), nil // enough to say why it failed
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
