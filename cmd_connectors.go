@@ -46,7 +46,7 @@ func (c *cli) connectorsCmd() *cobra.Command {
 				} else if err != nil {
 					return err
 				}
-				fmt.Fprintf(c.stdout, "connector %s added; its redirect URI at the upstream is %s\n", fc.ID, server.UpstreamRedirectURI(issuer, fc.ID))
+				fmt.Fprintf(c.stdout, "connector %s added; its redirect URI at the upstream is %s\n", fc.ID, upstreamRedirect(issuer, fc.ID, fc.Type))
 				return nil
 			})
 		},
@@ -66,7 +66,7 @@ func (c *cli) connectorsCmd() *cobra.Command {
 				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tTYPE\tNAME\tSOURCE\tREDIRECT URI")
 				for _, k := range all {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Type, k.Name, k.Source, server.UpstreamRedirectURI(issuer, k.ID))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Type, k.Name, k.Source, upstreamRedirect(issuer, k.ID, k.Type))
 				}
 				return tw.Flush()
 			})
@@ -123,7 +123,17 @@ func printConnectors(ctx context.Context, w io.Writer, st storage.Store, issuer 
 		return err
 	}
 	for _, k := range all {
-		fmt.Fprintf(w, "connector %s (%s): redirect URI %s\n", k.ID, k.Name, server.UpstreamRedirectURI(issuer, k.ID))
+		fmt.Fprintf(w, "connector %s (%s): redirect URI %s\n", k.ID, k.Name, upstreamRedirect(issuer, k.ID, k.Type))
 	}
 	return nil
+}
+
+// upstreamRedirect is the redirect URI to register at a connector's
+// upstream; an LDAP directory has none: its people type their password
+// into Latch's own form.
+func upstreamRedirect(issuer, id, typ string) string {
+	if typ == "ldap" {
+		return "none (ldap: the password is typed into Latch's form)"
+	}
+	return server.UpstreamRedirectURI(issuer, id)
 }

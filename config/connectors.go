@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/latchauth/latch/connector"
+	"github.com/latchauth/latch/connector/ldap"
 )
 
 // Login is the login page's policy.
@@ -54,8 +58,9 @@ type Connector struct {
 	TokenURL    string `yaml:"token_url"`
 	UserInfoURL string `yaml:"userinfo_url"`
 
-	// ldap: the fields of type ldap (package connector/ldap's Config)
-	// belong here; until that package is built in, type ldap is refused.
+	// ldap: the directory, its searches and timeouts, as keys beside
+	// these (allowed_groups and allowed_domains above become its Rules).
+	LDAP ldap.Config `yaml:",inline"`
 }
 
 // Claims maps an upstream's claims (or user-info JSON) to a person: a
@@ -139,9 +144,32 @@ func (p *problems) connector(key string, c Connector) {
 			p.add(key+".preset", "must be github or empty, got %q", c.Preset)
 		}
 	case "ldap":
-		p.add(key+".type", "type ldap is not built in")
+		p.ldapConnector(key, c)
 	default:
 		p.add(key+".type", "must be one of %s, got %q", strings.Join(ConnectorTypes, " | "), c.Type)
+	}
+	if c.Type != "ldap" && !reflect.ValueOf(c.LDAP).IsZero() {
+		p.add(key, "host, bind_dn, bind_password, user_search, group_search and the other directory keys are for type ldap")
+	}
+}
+
+// LDAPConfig is the connector/ldap config of a type ldap connector, with
+// the allow rules every type shares.
+func (c Connector) LDAPConfig() ldap.Config {
+	lc := c.LDAP
+	lc.Rules = connector.Rules{AllowedDomains: c.AllowedDomains, AllowedGroups: c.AllowedGroups}
+	return lc
+}
+
+// ldapConnector reports connector/ldap's problems under key, and the keys
+// of an upstream client that a directory has no use for.
+func (p *problems) ldapConnector(key string, c Connector) {
+	for _, err := range c.LDAPConfig().Validate() {
+		*p = append(*p, fmt.Errorf("%s.%w", key, err))
+	}
+	if c.ClientID != "" || c.ClientSecret != "" || len(c.Scopes) > 0 || c.Claims != (Claims{}) || c.Issuer != "" || c.UserInfo ||
+		c.Prompt != "" || c.Preset != "" || c.BaseURL+c.APIURL+c.AuthURL+c.TokenURL+c.UserInfoURL != "" {
+		p.add(key, "client_id, client_secret, scopes, claims, issuer, userinfo, prompt, preset and the URLs are for types oidc and oauth2, not ldap")
 	}
 }
 

@@ -3,6 +3,7 @@ package config
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestConnectorsValid(t *testing.T) {
@@ -15,12 +16,28 @@ connectors:
   - {id: ghe, type: oauth2, preset: github, name: GHE, base_url: "https://git.example.com", client_id: c}
   - {id: other, type: oauth2, name: Other, client_id: c, auth_url: "https://o.example/a", token_url: "https://o.example/t",
      userinfo_url: "https://o.example/me", claims: {subject: id, username: login}, refresh_check: false}
+  - id: dir
+    type: ldap
+    name: Directory
+    host: ldap.example.com:389
+    start_tls: true
+    root_ca: /etc/latch/ldap-ca.pem
+    bind_dn: cn=latch,ou=services,dc=example,dc=org
+    bind_password: s
+    user_search: {base_dn: "ou=people,dc=example,dc=org", filter: "(objectClass=person)", username: uid, id_attr: entryUUID, email_attr: mail}
+    group_search: {base_dn: "ou=groups,dc=example,dc=org", user_matchers: [{user_attr: DN, group_attr: member}], name_attr: cn}
+    allowed_groups: [staff]
+    timeouts: {operation: 5s}
 `)
 	if err := f.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	if f.Login.PasswordForm || !f.Connectors[0].ChecksRefresh() || f.Connectors[3].ChecksRefresh() {
 		t.Errorf("decoded %+v", f)
+	}
+	if lc := f.Connectors[4].LDAPConfig(); lc.Host != "ldap.example.com:389" || !lc.StartTLS || lc.UserSearch.IDAttr != "entryUUID" ||
+		lc.Timeouts.Operation != 5*time.Second || len(lc.Rules.AllowedGroups) != 1 {
+		t.Errorf("ldap connector decoded %+v", lc)
 	}
 }
 
@@ -34,6 +51,9 @@ connectors:
   - {id: gh, type: oauth2, preset: gitlab, name: G, client_id: c}
   - {id: dir, type: ldap, name: Directory}
   - {id: sc, type: oauth2, preset: github, name: S, client_id: c, base_url: "not a url", scopes: ["two words"]}
+  - {id: dir2, type: ldap, name: D, host: "ldap.example.com:636", user_search: {base_dn: "dc=x", username: uid, id_attr: DN},
+     client_id: c, allowed_groups: [staff]}
+  - {id: corp2, type: oidc, name: C, issuer: "https://x.example", client_id: c, bind_dn: "cn=x"}
 `)
 	err := f.Validate()
 	if err == nil {
@@ -51,7 +71,11 @@ connectors:
 		"connectors[3].id: mfa is taken",
 		"connectors[3].auth_url: must be an absolute http(s) URL",
 		"connectors[4].preset: must be github or empty",
-		"connectors[5].type: type ldap is not built in",
+		"connectors[5].host: must be host:port",
+		"connectors[5].user_search.base_dn: must be set",
+		"connectors[7].allowed_groups: needs group_search.base_dn",
+		"connectors[7]: client_id, client_secret, scopes, claims, issuer, userinfo, prompt, preset and the URLs are for types oidc and oauth2, not ldap",
+		"connectors[8]: host, bind_dn, bind_password, user_search, group_search and the other directory keys are for type ldap",
 		"connectors[6].base_url: must be an absolute http(s) URL",
 		"connectors[6].scopes[0]: must be non-empty and without spaces",
 	} {

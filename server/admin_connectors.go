@@ -31,6 +31,10 @@ type adminConnector struct {
 	Scopes          []string `json:"scopes"`
 	LinkByEmail     bool     `json:"link_by_email"`
 	RefreshCheck    bool     `json:"refresh_check"`
+	// ldap: where the directory is and who searches it.
+	Host            string `json:"host,omitempty"`
+	BindDN          string `json:"bind_dn,omitempty"`
+	BindPasswordSet bool   `json:"bind_password_set,omitempty"`
 }
 
 func (s *Server) connectorOut(k *storage.Connector) adminConnector {
@@ -40,6 +44,7 @@ func (s *Server) connectorOut(k *storage.Connector) adminConnector {
 		out.Issuer, out.Preset, out.BaseURL, out.ClientID = c.Issuer, c.Preset, c.BaseURL, c.ClientID
 		out.ClientSecretSet, out.LinkByEmail, out.RefreshCheck = c.ClientSecret != "", c.LinkByEmail, c.ChecksRefresh()
 		out.Scopes = adminStrings(c.Scopes)
+		out.Host, out.BindDN, out.BindPasswordSet = c.LDAP.Host, c.LDAP.BindDN, c.LDAP.BindPassword != ""
 	}
 	return out
 }

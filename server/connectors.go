@@ -10,6 +10,7 @@ import (
 
 	"github.com/latchauth/latch/config"
 	"github.com/latchauth/latch/connector"
+	"github.com/latchauth/latch/connector/ldap"
 	"github.com/latchauth/latch/connector/oauth2"
 	"github.com/latchauth/latch/connector/oidc"
 	"github.com/latchauth/latch/storage"
@@ -140,6 +141,8 @@ func (s *Server) buildUpstream(row *storage.Connector) (*upstream, error) {
 			ClientID: c.ClientID, ClientSecret: c.ClientSecret, RedirectURL: redirect, Scopes: c.Scopes, Rules: rules,
 			Claims: oauth2.Claims{Subject: c.Claims.Subject, Username: c.Claims.Username, Email: c.Claims.Email,
 				EmailVerified: c.Claims.EmailVerified, Name: c.Claims.Name, Groups: c.Claims.Groups}})
+	case c.Type == "ldap":
+		impl, err = ldap.New(c.LDAPConfig(), s.log.With("connector", c.ID))
 	default:
 		return nil, fmt.Errorf("type %s is not built in", c.Type)
 	}

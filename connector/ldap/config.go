@@ -9,6 +9,8 @@ import (
 	"time"
 
 	goldap "github.com/go-ldap/ldap/v3"
+
+	"github.com/latchauth/latch/connector"
 )
 
 // Config is the ldap part of a connector's configuration, decoded strictly
@@ -34,10 +36,13 @@ type Config struct {
 	BindDN       string `yaml:"bind_dn"`
 	BindPassword string `yaml:"bind_password"`
 
-	UserSearch    UserSearch  `yaml:"user_search"`
-	GroupSearch   GroupSearch `yaml:"group_search"`
-	AllowedGroups []string    `yaml:"allowed_groups"`
-	Timeouts      Timeouts    `yaml:"timeouts"`
+	UserSearch  UserSearch  `yaml:"user_search"`
+	GroupSearch GroupSearch `yaml:"group_search"`
+	Timeouts    Timeouts    `yaml:"timeouts"`
+
+	// Rules are the connector's allowed_groups and allowed_domains, keys
+	// every connector type has: whoever builds the connector sets them.
+	Rules connector.Rules `yaml:"-"`
 }
 
 // UserSearch finds the entry of the username typed on the login page.
@@ -88,8 +93,6 @@ const (
 	defaultConnectTimeout   = 5 * time.Second
 	defaultOperationTimeout = 10 * time.Second
 	maxTimeout              = 5 * time.Minute
-	// maxAllowedGroups caps a list that is compared per sign-in.
-	maxAllowedGroups = 1000
 )
 
 // dnAttr is the pseudo-attribute that names an entry's DN in id_attr and
@@ -111,16 +114,11 @@ func (c Config) Validate() []error {
 	p.connection(c)
 	p.userSearch(c.UserSearch)
 	p.groupSearch(c.GroupSearch)
-	if len(c.AllowedGroups) > 0 && c.GroupSearch.BaseDN == "" {
+	if len(c.Rules.AllowedGroups) > 0 && c.GroupSearch.BaseDN == "" {
 		p.add("allowed_groups", "needs group_search.base_dn: without a group search nobody is in a group")
 	}
-	if len(c.AllowedGroups) > maxAllowedGroups {
-		p.add("allowed_groups", "at most %d groups, got %d", maxAllowedGroups, len(c.AllowedGroups))
-	}
-	for i, g := range c.AllowedGroups {
-		if g == "" {
-			p.add(fmt.Sprintf("allowed_groups[%d]", i), "must not be empty")
-		}
+	if len(c.Rules.AllowedDomains) > 0 && !c.UserSearch.EmailVerified {
+		p.add("allowed_domains", "needs user_search.email_verified: true: a domain rule trusts verified emails only, so it would refuse everyone")
 	}
 	p.timeout("timeouts.connect", c.Timeouts.Connect)
 	p.timeout("timeouts.operation", c.Timeouts.Operation)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/latchauth/latch/connector"
 )
 
 func validConfig() Config {
@@ -17,7 +19,7 @@ func validConfig() Config {
 		UserSearch:   UserSearch{BaseDN: "ou=people,dc=example,dc=org", Filter: "(objectClass=person)", Username: "uid", IDAttr: "entryUUID", EmailAttr: "mail", NameAttr: "cn"},
 		GroupSearch: GroupSearch{BaseDN: "ou=groups,dc=example,dc=org", NameAttr: "cn",
 			UserMatchers: []UserMatcher{{UserAttr: "DN", GroupAttr: "member"}, {UserAttr: "uid", GroupAttr: "memberUid"}}},
-		AllowedGroups: []string{"admins"},
+		Rules: connector.Rules{AllowedGroups: []string{"admins"}},
 	}
 }
 
@@ -46,12 +48,12 @@ func TestValidate(t *testing.T) {
 		{"username attribute that would inject", func(c *Config) { c.UserSearch.Username = "uid)(cn=*" }, "user_search.username: is not an attribute name"},
 		{"username DN", func(c *Config) { c.UserSearch.Username = "dn" }, "user_search.username: cannot be DN"},
 		{"no id attribute", func(c *Config) { c.UserSearch.IDAttr = "" }, "user_search.id_attr: must be set"},
-		{"group keys without a base", func(c *Config) { c.GroupSearch.BaseDN, c.AllowedGroups = "", nil }, "group_search.base_dn: must be set when any other"},
+		{"group keys without a base", func(c *Config) { c.GroupSearch.BaseDN, c.Rules.AllowedGroups = "", nil }, "group_search.base_dn: must be set when any other"},
 		{"allowed groups without a group search", func(c *Config) { c.GroupSearch = GroupSearch{} }, "allowed_groups: needs group_search.base_dn"},
 		{"no matchers", func(c *Config) { c.GroupSearch.UserMatchers = nil }, "group_search.user_matchers: must list at least one"},
 		{"matcher without group attribute", func(c *Config) { c.GroupSearch.UserMatchers[1].GroupAttr = "" }, "group_search.user_matchers[1].group_attr: must be set"},
 		{"no group name", func(c *Config) { c.GroupSearch.NameAttr = "" }, "group_search.name_attr: must be set"},
-		{"empty allowed group", func(c *Config) { c.AllowedGroups = []string{"admins", ""} }, "allowed_groups[1]: must not be empty"},
+		{"domains without verified emails", func(c *Config) { c.Rules.AllowedDomains = []string{"example.org"} }, "allowed_domains: needs user_search.email_verified: true"},
 		{"negative timeout", func(c *Config) { c.Timeouts.Connect = -time.Second }, "timeouts.connect: must be from 0s"},
 		{"huge timeout", func(c *Config) { c.Timeouts.Operation = time.Hour }, "timeouts.operation: must be from 0s"},
 	}
@@ -98,7 +100,6 @@ bind_dn: cn=latch,ou=services,dc=example,dc=org
 bind_password: s
 user_search: {base_dn: "ou=people,dc=example,dc=org", filter: "(objectClass=person)", username: uid, id_attr: entryUUID, email_attr: mail, name_attr: cn, email_verified: true}
 group_search: {base_dn: "ou=groups,dc=example,dc=org", filter: "(objectClass=groupOfNames)", user_matchers: [{user_attr: DN, group_attr: member}], name_attr: cn}
-allowed_groups: [admins]
 timeouts: {connect: 2s, operation: 15s}
 `))
 	dec.KnownFields(true)

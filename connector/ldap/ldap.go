@@ -145,7 +145,7 @@ func (c *Connector) Login(ctx context.Context, username, password string) (conne
 	if !ok {
 		return connector.Identity{}, false, nil
 	}
-	if err := c.allowed(id); err != nil {
+	if err := c.cfg.Rules.Check(id); err != nil {
 		return connector.Identity{}, false, err
 	}
 	return id, true, nil
@@ -243,24 +243,11 @@ func (c *Connector) groups(conn *goldap.Conn, e *goldap.Entry) ([]string, error)
 	return names, nil
 }
 
-// allowed applies allowed_groups: someone the directory knows but who is in
-// none of them is refused with a reason the person can read.
-func (c *Connector) allowed(id connector.Identity) error {
-	if len(c.cfg.AllowedGroups) == 0 {
-		return nil
-	}
-	for _, g := range id.Groups {
-		if slices.Contains(c.cfg.AllowedGroups, g) {
-			return nil
-		}
-	}
-	return &connector.ErrDenied{Reason: "your directory account is in none of the groups allowed to sign in here"}
-}
-
 // Refresh looks the person up again by their subject: at their DN, or by
 // id_attr under user_search.base_dn. An entry that is gone, moved out of
-// base_dn, no longer matches user_search.filter, or has left every allowed
-// group answers ErrGone; the groups are read afresh.
+// base_dn or no longer matching user_search.filter answers ErrGone; one
+// the rules now refuse (left every allowed group), ErrDenied. The groups
+// are read afresh.
 func (c *Connector) Refresh(ctx context.Context, id connector.Identity) (connector.Identity, error) {
 	var fresh connector.Identity
 	var found bool
@@ -282,10 +269,8 @@ func (c *Connector) Refresh(ctx context.Context, id connector.Identity) (connect
 	if !found {
 		return connector.Identity{}, connector.ErrGone
 	}
-	if err := c.allowed(fresh); err != nil {
-		// Both: the refresh fails as for a person who is gone, and the
-		// reason is still there for whoever reads it.
-		return connector.Identity{}, fmt.Errorf("%w: %w", connector.ErrGone, err)
+	if err := c.cfg.Rules.Check(fresh); err != nil {
+		return connector.Identity{}, err
 	}
 	fresh.Data = id.Data
 	return fresh, nil
