@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 func TestConnectorsValid(t *testing.T) {
@@ -93,5 +95,37 @@ func TestParseConnectorStrict(t *testing.T) {
 	c, err := ParseConnector([]byte(`{"id":"x","type":"oidc","name":"X","issuer":"https://x.example","client_id":"c"}`))
 	if err != nil || c.Issuer != "https://x.example" {
 		t.Errorf("JSON connector: %+v %v", c, err)
+	}
+}
+
+// TestConnectorRoundTrip: a connector written back as YAML (as the store
+// keeps it) parses to the same connector, and one of another type carries
+// no directory keys.
+func TestConnectorRoundTrip(t *testing.T) {
+	for _, src := range []string{
+		`{"id":"corp","type":"oidc","name":"C","issuer":"https://x.example","client_id":"c"}`,
+		`{"id":"dir","type":"ldap","name":"D","host":"ldap.example.com:636","bind_dn":"cn=x,dc=example,dc=org","bind_password":"p",
+		  "user_search":{"base_dn":"dc=example,dc=org","username":"uid","id_attr":"DN"},
+		  "group_search":{"base_dn":"dc=example,dc=org","name_attr":"cn","user_matchers":[{"user_attr":"DN","group_attr":"member"}]},
+		  "allowed_groups":["staff"],"timeouts":{"operation":"3s"}}`,
+	} {
+		c, err := ParseConnector([]byte(src))
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		out, err := yaml.Marshal(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := ParseConnector(out)
+		if err != nil {
+			t.Fatalf("written back:\n%s\n%v", out, err)
+		}
+		if twice, _ := yaml.Marshal(again); string(twice) != string(out) || again.LDAPConfig().Host != c.LDAPConfig().Host {
+			t.Errorf("round trip:\n%s\n%s", out, twice)
+		}
+		if c.Type != "ldap" && strings.Contains(string(out), "user_search") {
+			t.Errorf("an %s connector written with directory keys:\n%s", c.Type, out)
+		}
 	}
 }

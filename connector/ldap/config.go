@@ -14,31 +14,32 @@ import (
 )
 
 // Config is the ldap part of a connector's configuration, decoded strictly
-// from YAML by the config package.
+// from YAML by the config package. Its keys are omitted when empty, so a
+// connector of another type, written back as YAML, carries none.
 type Config struct {
 	// Host is host:port of the directory.
-	Host string `yaml:"host"`
+	Host string `yaml:"host,omitempty"`
 	// StartTLS connects in plain LDAP and upgrades with the StartTLS
 	// extended operation (RFC 4511 §4.14) before anything is sent. Without
 	// it and without InsecureNoSSL, the connection is LDAPS (TLS from the
 	// first byte).
-	StartTLS bool `yaml:"start_tls"`
+	StartTLS bool `yaml:"start_tls,omitempty"`
 	// InsecureNoSSL sends the service and user passwords in the clear:
 	// allowed only to a loopback host (a local directory or a tunnel).
-	InsecureNoSSL bool `yaml:"insecure_no_ssl"`
+	InsecureNoSSL bool `yaml:"insecure_no_ssl,omitempty"`
 	// InsecureSkipVerify accepts any server certificate.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify,omitempty"`
 	// RootCA is a PEM file of the certificate authorities to trust instead
 	// of the system's.
-	RootCA string `yaml:"root_ca"`
+	RootCA string `yaml:"root_ca,omitempty"`
 	// BindDN and BindPassword are the service account that searches; both
 	// empty searches anonymously.
-	BindDN       string `yaml:"bind_dn"`
-	BindPassword string `yaml:"bind_password"`
+	BindDN       string `yaml:"bind_dn,omitempty"`
+	BindPassword string `yaml:"bind_password,omitempty"`
 
-	UserSearch  UserSearch  `yaml:"user_search"`
-	GroupSearch GroupSearch `yaml:"group_search"`
-	Timeouts    Timeouts    `yaml:"timeouts"`
+	UserSearch  UserSearch  `yaml:"user_search,omitempty"`
+	GroupSearch GroupSearch `yaml:"group_search,omitempty"`
+	Timeouts    Timeouts    `yaml:"timeouts,omitempty"`
 
 	// Rules are the connector's allowed_groups and allowed_domains, keys
 	// every connector type has: whoever builds the connector sets them.
@@ -47,46 +48,46 @@ type Config struct {
 
 // UserSearch finds the entry of the username typed on the login page.
 type UserSearch struct {
-	BaseDN string `yaml:"base_dn"`
+	BaseDN string `yaml:"base_dn,omitempty"`
 	// Filter is ANDed with (Username=typed), e.g. (objectClass=person).
-	Filter string `yaml:"filter"`
+	Filter string `yaml:"filter,omitempty"`
 	// Username is the attribute the typed username must equal, e.g. uid.
-	Username string `yaml:"username"`
+	Username string `yaml:"username,omitempty"`
 	// IDAttr is the stable subject: DN, or an attribute such as entryUUID
 	// that survives a rename.
-	IDAttr    string `yaml:"id_attr"`
-	EmailAttr string `yaml:"email_attr"`
-	NameAttr  string `yaml:"name_attr"`
+	IDAttr    string `yaml:"id_attr,omitempty"`
+	EmailAttr string `yaml:"email_attr,omitempty"`
+	NameAttr  string `yaml:"name_attr,omitempty"`
 	// EmailVerified is what Latch asserts of every email of this
 	// directory: LDAP has no such flag, so it is false unless an
 	// administrator who knows how the directory is fed says otherwise.
-	EmailVerified bool `yaml:"email_verified"`
+	EmailVerified bool `yaml:"email_verified,omitempty"`
 }
 
 // GroupSearch finds the groups of a user; an empty BaseDN turns it off.
 type GroupSearch struct {
-	BaseDN       string        `yaml:"base_dn"`
-	Filter       string        `yaml:"filter"`
-	UserMatchers []UserMatcher `yaml:"user_matchers"`
+	BaseDN       string        `yaml:"base_dn,omitempty"`
+	Filter       string        `yaml:"filter,omitempty"`
+	UserMatchers []UserMatcher `yaml:"user_matchers,omitempty"`
 	// NameAttr is the group's name in the groups claim, e.g. cn.
-	NameAttr string `yaml:"name_attr"`
+	NameAttr string `yaml:"name_attr,omitempty"`
 }
 
 // UserMatcher says a group holds a user when the group's GroupAttr equals
 // the user's UserAttr: DN→member for groupOfNames, uid→memberUid for
 // posixGroup.
 type UserMatcher struct {
-	UserAttr  string `yaml:"user_attr"`
-	GroupAttr string `yaml:"group_attr"`
+	UserAttr  string `yaml:"user_attr,omitempty"`
+	GroupAttr string `yaml:"group_attr,omitempty"`
 }
 
 // Timeouts bound each sign-in and refresh, so that a directory that stops
 // answering holds a login request for seconds, not forever.
 type Timeouts struct {
 	// Connect bounds the TCP connection and the TLS handshake; 5s when 0.
-	Connect time.Duration `yaml:"connect"`
+	Connect time.Duration `yaml:"connect,omitempty"`
 	// Operation bounds everything after it (binds and searches); 10s when 0.
-	Operation time.Duration `yaml:"operation"`
+	Operation time.Duration `yaml:"operation,omitempty"`
 }
 
 const (
