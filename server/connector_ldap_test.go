@@ -86,7 +86,8 @@ func TestLDAPConnectorCodeFlow(t *testing.T) {
 	require.Equal(t, "Alice Example", claims["name"])
 	require.Equal(t, "alice@example.org", claims["email"])
 	require.Equal(t, false, claims["email_verified"], "LDAP emails are unverified unless the connector says so")
-	require.Equal(t, []any{"fed"}, claims["amr"])
+	require.Equal(t, []any{"pwd"}, claims["amr"], "the password was typed into Latch's own form")
+	require.Equal(t, "urn:latch:acr:pwd", claims["acr"])
 
 	// Out of admins in the directory: the refresh carries the new groups.
 	del := goldap.NewModifyRequest("cn=admins,"+slapdtest.GroupsDN, nil)

@@ -153,7 +153,7 @@ func (s *Server) handleUpstreamCallback(w http.ResponseWriter, r *http.Request) 
 		s.renderUpstreamError(w, r, up, err)
 		return
 	}
-	s.upstreamSignedIn(w, r, up, id, a.Challenge, ar)
+	s.upstreamSignedIn(w, r, up, id, amrFederated, a.Challenge, ar)
 }
 
 // upstreamPasswordForm is a password connector's form: GET shows it, POST
@@ -197,7 +197,7 @@ func (s *Server) upstreamPasswordForm(w http.ResponseWriter, r *http.Request, up
 	case err != nil:
 		s.renderUpstreamError(w, r, up, err)
 	default:
-		s.upstreamSignedIn(w, r, up, id, challenge, ar)
+		s.upstreamSignedIn(w, r, up, id, amrPassword, challenge, ar)
 	}
 }
 

@@ -56,8 +56,10 @@ func (e *linkError) hint() string {
 
 // upstreamSignedIn goes on with the authorization request after the
 // upstream vouched for id: the local user, then MFA where required, the
-// session (amr "fed", and which connector), consent.
-func (s *Server) upstreamSignedIn(w http.ResponseWriter, r *http.Request, up *upstream, id connector.Identity, challenge string, ar fosite.AuthorizeRequester) {
+// session (amr, and which connector), consent. amr is "fed" after a
+// redirect to the upstream, whose own checks Latch did not see, and "pwd"
+// after a password typed into Latch's own form and checked by a directory.
+func (s *Server) upstreamSignedIn(w http.ResponseWriter, r *http.Request, up *upstream, id connector.Identity, amr, challenge string, ar fosite.AuthorizeRequester) {
 	user, err := s.localUser(r.Context(), up, id)
 	var linkErr *linkError
 	switch {
@@ -68,7 +70,7 @@ func (s *Server) upstreamSignedIn(w http.ResponseWriter, r *http.Request, up *up
 		s.renderStorageError(w, r, err)
 		return
 	}
-	ls, ok := s.completeSignIn(w, r, user.Username, []string{amrFederated}, s.mfaPolicy(ar.GetClient(), ar.GetRequestForm()),
+	ls, ok := s.completeSignIn(w, r, user.Username, []string{amr}, s.mfaPolicy(ar.GetClient(), ar.GetRequestForm()),
 		mfaPending{Challenge: challenge, Connector: up.cfg.ID})
 	if !ok {
 		return
