@@ -24,19 +24,14 @@ import (
 // PostgreSQL needs none of this: pgx caches prepared statements itself.
 
 // hotWrites are the statements prepared: storing a request row in any
-// request table, and the two statements of a revocation.
+// request table, and those of a revocation (exchange.go), with its probe.
 func hotWrites() []string {
-	qs := []string{revokeRefreshSQL, revokeAccessSQL}
+	qs := []string{revokeRefresh.own, revokeRefresh.exchanged, revokeAccess.own, revokeAccess.exchanged, anyExchangedSQL}
 	for _, t := range requestTables {
 		qs = append(qs, insertRequestSQL(t))
 	}
 	return qs
 }
-
-const (
-	revokeRefreshSQL = `UPDATE ` + tableRefresh + ` SET active = ? WHERE ` + exchangedFromSQL + ` AND active = ?`
-	revokeAccessSQL  = `DELETE FROM ` + tableAccess + ` WHERE ` + exchangedFromSQL
-)
 
 // preparedWrites maps each query of hotWrites to its statement on the
 // write pool.
@@ -80,22 +75,38 @@ func (p *preparedWrites) close() {
 // tx: with its prepared statement when there is one, through GORM
 // otherwise.
 func (s *GormStore) exec(tx *gorm.DB, query string, args ...any) error {
-	if p := s.prepared.Load(); p != nil {
-		if st := p.stmts[query]; st != nil {
-			ctx := tx.Statement.Context
-			switch conn := tx.Statement.ConnPool.(type) {
-			case *sql.Tx:
-				_, err := conn.StmtContext(ctx, st).ExecContext(ctx, args...)
-				return translateDriver(tx, err)
-			case *sql.DB:
-				if conn == p.db { // no transaction: in-memory SQLite's one connection
-					_, err := st.ExecContext(ctx, args...)
-					return translateDriver(tx, err)
-				}
-			}
-		}
+	if st := s.stmt(tx, query); st != nil {
+		_, err := st.ExecContext(tx.Statement.Context, args...)
+		return translateDriver(tx, err)
 	}
 	return translate(tx.Exec(query, args...).Error)
+}
+
+// queryRow runs query, one of hotWrites that reads one row, as exec does.
+func (s *GormStore) queryRow(tx *gorm.DB, query string, args ...any) *sql.Row {
+	if st := s.stmt(tx, query); st != nil {
+		return st.QueryRowContext(tx.Statement.Context, args...)
+	}
+	return tx.Raw(query, args...).Row()
+}
+
+// stmt is query's prepared statement on the connection or transaction of
+// tx, or nil when there is none to use.
+func (s *GormStore) stmt(tx *gorm.DB, query string) *sql.Stmt {
+	p := s.prepared.Load()
+	if p == nil || p.stmts[query] == nil {
+		return nil
+	}
+	st := p.stmts[query]
+	switch conn := tx.Statement.ConnPool.(type) {
+	case *sql.Tx:
+		return conn.StmtContext(tx.Statement.Context, st)
+	case *sql.DB:
+		if conn == p.db { // no transaction: in-memory SQLite's one connection
+			return st
+		}
+	}
+	return nil
 }
 
 // translateDriver translates an error of the driver as GORM would have

@@ -217,7 +217,7 @@ func (s *GormStore) rotationRefusal(tx *gorm.DB, requestID, signature string, no
 // no lock.
 func (s *GormStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
 	return s.write(ctx, false, func(tx *gorm.DB) error {
-		return s.exec(tx, revokeRefreshSQL, false, requestID, requestID, true)
+		return s.revokeGrant(tx, revokeRefresh, requestID)
 	})
 }
 
@@ -225,7 +225,7 @@ func (s *GormStore) RevokeRefreshToken(ctx context.Context, requestID string) er
 // grant exchanged from it.
 func (s *GormStore) RevokeAccessToken(ctx context.Context, requestID string) error {
 	return s.write(ctx, false, func(tx *gorm.DB) error {
-		return s.exec(tx, revokeAccessSQL, requestID, requestID)
+		return s.revokeGrant(tx, revokeAccess, requestID)
 	})
 }
 

@@ -17,6 +17,7 @@ func exchangeTests() []subtest {
 	return []subtest{
 		{"ExchangeRevokeCascades", testExchangeRevokeCascades},
 		{"ExchangeRevokeChildLeavesParent", testExchangeRevokeChildLeavesParent},
+		{"ExchangeRevokeInUnitCascades", testExchangeRevokeInUnitCascades},
 		{"ExchangeBulkRevokeCascades", testExchangeBulkRevokeCascades},
 		{"ExchangeDeleteClientCascades", testExchangeDeleteClientCascades},
 		{"ExchangeDepthBounded", testExchangeDepthBounded},
@@ -74,6 +75,34 @@ func testExchangeRevokeChildLeavesParent(t *testing.T, s storage.Store) {
 	requireInactive(t, s, "rt-leaf", "leaf")
 	requireAccess(t, s, "at-root", true)
 	requireActive(t, s, "rt-root", "root")
+}
+
+// testExchangeRevokeInUnitCascades: revoked as the revocation endpoint
+// revokes (both statements one unit of work, one transaction), a grant
+// takes every grant exchanged from it, directly (two siblings) and through
+// the chain; a grant nothing was exchanged from takes only itself.
+func testExchangeRevokeInUnitCascades(t *testing.T, s storage.Store) {
+	x := chain(t, s)
+	u, ok := s.(storage.UnitOfWork)
+	if !ok {
+		t.Skipf("%T has no unit of work", s)
+	}
+	issue(t, s, createClient(t, s, "sib-client"), "sib", "alice", "at-sib", "rt-sib")
+	require.NoError(t, x.LinkExchangedGrant(ctx(t), "sib", "root", now().Add(time.Hour)))
+	revoke := func(id string) {
+		uctx, finish := u.Unit(ctx(t))
+		require.NoError(t, finish(errors.Join(s.RevokeRefreshToken(uctx, id), s.RevokeAccessToken(uctx, id))))
+	}
+	revoke("other")
+	requireAccess(t, s, "at-other", false)
+	requireInactive(t, s, "rt-other", "other")
+	requireAccess(t, s, "at-root", true)
+	requireAccess(t, s, "at-sib", true)
+	revoke("root")
+	for _, g := range []string{"root", "mid", "leaf", "sib"} {
+		requireAccess(t, s, "at-"+g, false)
+		requireInactive(t, s, "rt-"+g, g)
+	}
 }
 
 func testExchangeBulkRevokeCascades(t *testing.T, s storage.Store) {
