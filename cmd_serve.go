@@ -70,7 +70,7 @@ func (c *cli) serve(ctx context.Context, o serveOptions) error {
 	log := newLogger(f, c.stderr)
 	if f.Secrets.System == "" && !o.dev {
 		// Dev mode's in-memory database holds nothing worth a warning.
-		log.Warn("secrets.system is not set: the signing keys, the system secret, TOTP seeds and client_secret_jwt secrets are stored unencrypted, " +
+		log.Warn("secrets.system is not set: the signing keys, the system secret, TOTP seeds, client_secret_jwt secrets, connector secrets and upstream tokens are stored unencrypted, " +
 			"protected only by who can read the database (its file permissions with SQLite); " +
 			"set secrets.system or LATCH_SECRETS_SYSTEM (at least 32 random bytes) to encrypt them")
 	}
