@@ -150,3 +150,36 @@ func TestLDAPConnectorRefusals(t *testing.T) {
 	require.Equal(t, slapdtest.ServiceDN, got["bind_dn"])
 	require.NotContains(t, string(ts.admin(t, http.MethodGet, "/admin/connectors/dir", nil).Body), slapdtest.ServicePassword)
 }
+
+// TestConnectorSessionCannotAddPasskey: a person signed in through a
+// connector may not add a passkey, which would later sign them in without
+// the upstream (here the directory), which could then no longer refuse
+// them. Passkeys are on (a localhost issuer), so only that rule refuses.
+func TestConnectorSessionCannotAddPasskey(t *testing.T) {
+	t.Parallel()
+	d := slapdtest.Start(t)
+	ts := newTestServer(t, withAdminToken(adminToken), withLocalhostIssuer())
+	ts.adminOK(t, http.MethodPost, "/admin/connectors", map[string]any{
+		"id": "dir", "type": "ldap", "name": "Directory",
+		"host": d.Addr, "start_tls": true, "root_ca": d.CAFile,
+		"bind_dn": slapdtest.ServiceDN, "bind_password": slapdtest.ServicePassword,
+		"user_search": map[string]any{"base_dn": slapdtest.PeopleDN, "username": "uid", "id_attr": "entryUUID"},
+	}, http.StatusCreated)
+	conf := oauth2.Config{ClientID: "public-client", RedirectURL: callback,
+		Endpoint: oauth2.Endpoint{AuthURL: ts.URL + "/oauth2/auth"}, Scopes: []string{"openid"}}
+
+	b := ts.newBrowser(t)
+	form := ldapForm(t, b, conf.AuthCodeURL("state-1234567890", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	r := b.submit(t, form, map[string]string{"username": "alice", "password": "alice-password"})
+	require.Equal(t, http.StatusFound, r.Status, "signed in, on to consent: %s", r.Body)
+
+	page := b.accountPage(t)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, ts.URL+"/account/passkeys/begin", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-CSRF-Token", forms(t, page)[0].Fields.Get("csrf_token"))
+	req.Header.Set("Origin", ts.URL)
+	r = b.do(t, req)
+	require.Equal(t, http.StatusBadRequest, r.Status, "%s", r.Body)
+	require.Equal(t, "invalid_request", r.json(t)["error"])
+	require.Contains(t, r.json(t)["error_description"], "another identity provider")
+}
