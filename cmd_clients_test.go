@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/latchauth/latch/clients"
+	"github.com/latchauth/latch/internal/syncbuf"
 )
 
 // cliDB is the environment of a CLI test: its own SQLite file, and a
@@ -30,7 +31,7 @@ func cliDB(t *testing.T) map[string]string {
 // latch runs the CLI in-process with stdin and returns what it printed.
 func latch(t *testing.T, env map[string]string, stdin string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	var out, errOut syncBuffer
+	var out, errOut syncbuf.Buffer
 	err = runWithInput(t.Context(), args, envFrom(env), strings.NewReader(stdin), &out, &errOut)
 	return out.String(), errOut.String(), err
 }
@@ -340,7 +341,7 @@ func TestClientsSharedDatabaseWithServe(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		for i := range 8 {
-			var out, errOut syncBuffer
+			var out, errOut syncbuf.Buffer
 			if err := runWithInput(t.Context(), []string{"clients", "create", "--id", fmt.Sprintf("busy-%d", i)}, envFrom(env), strings.NewReader(""), &out, &errOut); err != nil {
 				errs <- fmt.Errorf("clients create busy-%d: %w", i, err)
 			}

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,27 +18,10 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/latchauth/latch/clients"
+	"github.com/latchauth/latch/internal/syncbuf"
 	"github.com/latchauth/latch/server"
 	"github.com/latchauth/latch/storage"
 )
-
-// syncBuffer is an io.Writer the server goroutine and the test share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func envFrom(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
@@ -49,17 +31,17 @@ var listeningLine = regexp.MustCompile(`issuer URL (\S+)`)
 
 // startServe runs `latch serve args...` until the test ends and returns
 // its issuer URL and output.
-func startServe(t *testing.T, env map[string]string, args ...string) (string, *syncBuffer) {
+func startServe(t *testing.T, env map[string]string, args ...string) (string, *syncbuf.Buffer) {
 	t.Helper()
 	issuer, out, _ := startServeLogs(t, env, args...)
 	return issuer, out
 }
 
 // startServeLogs is startServe that also returns what serve logged.
-func startServeLogs(t *testing.T, env map[string]string, args ...string) (issuer string, stdout, stderr *syncBuffer) {
+func startServeLogs(t *testing.T, env map[string]string, args ...string) (issuer string, stdout, stderr *syncbuf.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	out, errOut := &syncBuffer{}, &syncBuffer{}
+	out, errOut := &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, append([]string{"serve"}, args...), envFrom(env), out, errOut) }()
 	t.Cleanup(func() {

@@ -104,8 +104,8 @@ users:
 		uri := down.URL + "/login/" + id + "/callback"
 		// Printed just after the issuer line that startLatch waits for.
 		require.Eventually(t, func() bool {
-			return strings.Contains(down.stdout.String(), "connector "+id+" ") && strings.Contains(down.stdout.String(), "redirect URI "+uri+"\n")
-		}, 10*time.Second, 10*time.Millisecond, "serve prints the redirect URI of %s:\n%s", id, down.stdout)
+			return strings.Contains(down.Stdout.String(), "connector "+id+" ") && strings.Contains(down.Stdout.String(), "redirect URI "+uri+"\n")
+		}, 10*time.Second, 10*time.Millisecond, "serve prints the redirect URI of %s:\n%s", id, down.Stdout)
 		redirects = append(redirects, uri)
 	}
 	require.Equal(t, http.StatusCreated, up.admin(t, http.MethodPost, "/admin/clients", map[string]any{
@@ -387,8 +387,8 @@ func TestFederation(t *testing.T) {
 	})
 
 	for _, l := range []*latch{e.up, e.down} {
-		require.NotContains(t, l.stderr.String(), downSecret, "no secret in the log")
-		require.NotContains(t, l.stderr.String(), "panic")
+		require.NotContains(t, l.Stderr.String(), downSecret, "no secret in the log")
+		require.NotContains(t, l.Stderr.String(), "panic")
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -16,11 +15,12 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/latchauth/latch/internal/latchproc"
 )
 
 // The real `latch serve`, built once per test run.
@@ -45,83 +45,32 @@ func latchBinary(t *testing.T) string {
 			return
 		}
 		build.bin = filepath.Join(build.dir, "latch")
-		goTool, err := exec.LookPath("go")
-		if err != nil {
-			goTool = "go"
-		}
-		cmd := exec.Command(goTool, "build", "-o", build.bin, ".")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		build.err = latchproc.Build("..", build.bin, false)
 	})
 	require.NoError(t, build.err)
 	return build.bin
 }
 
-// lockedBuffer collects a process's output.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // latch is a running `latch serve --config CONFIG`.
 type latch struct {
-	URL            string
-	config         string
-	stdout, stderr *lockedBuffer
+	*latchproc.Proc
+	config string
 }
-
-var issuerLine = regexp.MustCompile(`issuer URL (\S+)`)
 
 // startLatch writes yaml as dir/NAME.yaml and serves it until t ends.
 func startLatch(t *testing.T, dir, name, yaml string) *latch {
 	t.Helper()
-	l := &latch{config: filepath.Join(dir, name+".yaml"), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
-	require.NoError(t, os.WriteFile(l.config, []byte(yaml), 0o600))
-	cmd := exec.Command(latchBinary(t), "serve", "--config", l.config)
-	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, l.stdout, l.stderr
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "LATCH_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	require.NoError(t, cmd.Start())
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	config := filepath.Join(dir, name+".yaml")
+	require.NoError(t, os.WriteFile(config, []byte(yaml), 0o600))
+	p, err := latchproc.Start(latchBinary(t), dir, "--config", config)
+	require.NoError(t, err, "%s", name)
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		<-exited
+		p.Kill()
 		if t.Failed() {
-			t.Logf("%s stderr:\n%s", name, l.stderr)
+			t.Logf("%s stderr:\n%s", name, p.Stderr)
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := issuerLine.FindStringSubmatch(l.stdout.String()); m != nil {
-			l.URL = m[1]
-			return l
-		}
-		select {
-		case <-exited:
-			t.Fatalf("%s exited before listening:\n%s", name, l.stderr)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatalf("%s printed no issuer URL in 60s:\n%s", name, l.stderr)
-	return nil
+	return &latch{Proc: p, config: config}
 }
 
 // cli runs `latch ARGS --config CONFIG` against l's database.

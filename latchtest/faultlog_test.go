@@ -1,38 +1,20 @@
 package latchtest_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/latchauth/latch/internal/syncbuf"
 	"github.com/latchauth/latch/latchtest"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestInjectedFailuresAreLoggedWithTheirRoute: a failure from FailNext (or
 // /dev/fail) shows in the log under the route the client called, with a
 // line that says it was injected, never as "unmatched".
 func TestInjectedFailuresAreLoggedWithTheirRoute(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	srv := latchtest.New(t, latchtest.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))))
 	srv.FailNext("/oauth2/token", 1, 503, "temporarily_unavailable")
 	if _, err := srv.ClientCredentials(srv.ConfidentialClient(), "read").Token(t.Context()); err == nil {

@@ -45,7 +45,7 @@ func TestCrash(t *testing.T) {
 	led.verify(t, a, 3)
 	tok := mustCC(t, a)
 	requireRevoked(t, a, svc, tok)
-	require.NoError(t, p.stop(t), "latch serve on SIGTERM; stderr:\n%s", p.stderr)
+	require.NoError(t, p.stop(t), "latch serve on SIGTERM; stderr:\n%s", p.Stderr)
 	p.logProblems(t, "latch serve")
 	openSnapshot(t, db).integrity(t)
 	rec.fiveXX.report(t, "5xx answers")
@@ -182,8 +182,8 @@ func (l *ledger) loadAndKill(t *testing.T, a *api, p *proc, round int) int64 {
 	}
 	n := inFlight.Load()
 	killed.Store(true)
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
-	<-p.exited
+	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGKILL))
+	<-p.Exited
 	wg.Wait()
 	require.Positive(t, answered.Load(), "no token was issued before the kill")
 	l.probs.report(t, "before the kill")

@@ -1,7 +1,6 @@
 package reliability_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/latchauth/latch/config"
+	"github.com/latchauth/latch/internal/syncbuf"
 	"github.com/latchauth/latch/server"
 )
 
@@ -57,30 +57,12 @@ func fileConfig(path string) config.File {
 	return f
 }
 
-// syncBuffer is an io.Writer the server and the test share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // node is a server booted in process as `latch serve` boots it, on a real
 // listener, with its logs (debug and up) kept for assertions.
 type node struct {
 	URL  string
 	in   *server.Instance
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	http *http.Server
 	done chan error
 	once sync.Once
@@ -99,7 +81,7 @@ func startNode(t *testing.T, path string, tune func(*config.File)) *node {
 		tune(&f)
 	}
 	require.NoError(t, f.Validate())
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	in, err := server.Boot(context.Background(), f, server.BootOptions{Logger: log})
 	if err != nil {

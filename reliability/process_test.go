@@ -2,11 +2,8 @@ package reliability_test
 
 import (
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/latchauth/latch/internal/latchproc"
 	"github.com/latchauth/latch/internal/skipnote"
 )
 
@@ -51,30 +49,12 @@ func latchBinary(t *testing.T) string {
 			return
 		}
 		build.bin = filepath.Join(build.dir, "latch")
-		args := []string{"build", "-o", build.bin}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		cmd := exec.Command(goTool(), append(args, ".")...)
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			build.err = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		build.err = latchproc.Build("..", build.bin, raceEnabled)
 		build.took = time.Since(start)
 	})
 	require.NoError(t, build.err)
 	t.Logf("latch binary (race=%v) built in %v", raceEnabled, build.took.Round(time.Millisecond))
 	return build.bin
-}
-
-// goTool is the go command: go test puts its own GOROOT/bin first in the
-// PATH of the tests it runs, so the lookup finds the toolchain that runs
-// this test.
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return "go"
 }
 
 // writeConfig writes a config.yaml into dir: the database block given, the
@@ -106,16 +86,8 @@ clients:
 
 const adminToken = "admin-token-of-the-reliability-tests-0123456789"
 
-var listening = regexp.MustCompile(`issuer URL (\S+)`)
-
 // proc is a running `latch serve`.
-type proc struct {
-	cmd            *exec.Cmd
-	URL            string
-	stdout, stderr *syncBuffer
-	exited         chan struct{}
-	err            error // of Wait, once exited is closed
-}
+type proc struct{ *latchproc.Proc }
 
 // startProc runs `latch serve args...` in dir and waits for the URL it
 // prints. It is killed when t ends, if still running.
@@ -129,70 +101,30 @@ func startProc(t *testing.T, bin, dir string, args ...string) *proc {
 // tryStartProc is startProc that returns why the process did not start.
 func tryStartProc(t *testing.T, bin, dir string, args ...string) (*proc, error) {
 	t.Helper()
-	p := &proc{stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, append([]string{"serve"}, args...)...)
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	// Only the config file speaks: no LATCH_* of the environment.
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "LATCH_") {
-			p.cmd.Env = append(p.cmd.Env, kv)
-		}
-	}
-	if err := p.cmd.Start(); err != nil {
+	lp, err := latchproc.Start(bin, dir, args...)
+	if err != nil {
 		return nil, err
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
+	p := &proc{lp}
 	t.Cleanup(func() {
-		p.kill()
-		if strings.Contains(p.stderr.String(), "DATA RACE") {
-			t.Errorf("the race detector fired in latch serve:\n%s", p.stderr)
+		p.Kill()
+		if strings.Contains(p.Stderr.String(), "DATA RACE") {
+			t.Errorf("the race detector fired in latch serve:\n%s", p.Stderr)
 		}
 	})
-	deadline := time.After(60 * time.Second)
-	for {
-		if m := listening.FindStringSubmatch(p.stdout.String()); m != nil {
-			p.URL = m[1]
-			return p, nil
-		}
-		select {
-		case <-p.exited:
-			return nil, fmt.Errorf("latch serve exited (%v) before listening; stderr:\n%s", p.err, p.stderr)
-		case <-deadline:
-			p.kill()
-			return nil, fmt.Errorf("latch serve printed no URL in 60s; stderr:\n%s", p.stderr)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (p *proc) kill() {
-	select {
-	case <-p.exited:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-	}
+	return p, nil
 }
 
 // stop sends SIGTERM, as an orchestrator does, and returns how the process
 // ended.
 func (p *proc) stop(t *testing.T) error {
 	t.Helper()
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, p.Cmd.Process.Signal(syscall.SIGTERM))
 	select {
-	case <-p.exited:
-		return p.err
+	case <-p.Exited:
+		return p.Err
 	case <-time.After(30 * time.Second):
-		p.kill()
+		p.Kill()
 		return errors.New("latch serve did not stop within 30s of SIGTERM")
 	}
 }
@@ -201,10 +133,10 @@ func (p *proc) stop(t *testing.T) error {
 // appear.
 func (p *proc) logProblems(t *testing.T, name string) {
 	t.Helper()
-	if bad := badLogLines(p.stderr.String()); len(bad) > 0 {
+	if bad := badLogLines(p.Stderr.String()); len(bad) > 0 {
 		t.Errorf("%s logged lock contention, a panic or a race:\n%s", name, strings.Join(bad, "\n"))
 	}
-	if lines := logLines(p.stderr.String(), "ERROR"); len(lines) > 0 {
+	if lines := logLines(p.Stderr.String(), "ERROR"); len(lines) > 0 {
 		t.Errorf("%s logged errors:\n%s", name, strings.Join(lines, "\n"))
 	}
 }

@@ -98,7 +98,7 @@ func TestScaleOutPostgres(t *testing.T) {
 	})
 
 	for name, p := range map[string]*proc{"A": pa, "B": pb} {
-		require.NoError(t, p.stop(t), "%s on SIGTERM; stderr:\n%s", name, p.stderr)
+		require.NoError(t, p.stop(t), "%s on SIGTERM; stderr:\n%s", name, p.Stderr)
 		p.logProblems(t, "process "+name)
 	}
 	rec.fiveXX.report(t, "5xx answers")

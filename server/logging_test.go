@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -10,39 +9,20 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/latchauth/latch/clients"
+	"github.com/latchauth/latch/internal/syncbuf"
 	"github.com/latchauth/latch/server"
 	"github.com/latchauth/latch/storage"
 )
 
-// lockedBuffer is a log sink the server's goroutines write while the test
-// reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // newLoggedServer is newTestServer with the server's log, JSON at debug
 // level, going to the returned buffer (the harness discards it).
-func newLoggedServer(t *testing.T) (*testServer, *lockedBuffer) {
+func newLoggedServer(t *testing.T) (*testServer, *syncbuf.Buffer) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := storage.Open(ctx, storage.Options{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "latch.db")})
@@ -53,7 +33,7 @@ func newLoggedServer(t *testing.T) (*testServer, *lockedBuffer) {
 	secrets := createClients(t, &clients.Manager{Store: st, Hasher: hasher})
 	createUsers(t, st)
 
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	httpSrv := httptest.NewUnstartedServer(nil)
 	srv, err := server.New(ctx, server.Config{
 		Issuer:       "http://" + httpSrv.Listener.Addr().String(),
